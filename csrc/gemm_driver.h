@@ -1,0 +1,93 @@
+/* gemm_driver.h — the blocked GEMM loops and their OpenMP parallelism for one
+ * dtype. gemm.c includes it once per dtype with T and SUFFIX(name) defined,
+ * after the kernel table SUFFIX(kernels). The driver is compiled for the
+ * portable target; only the kernels it calls through the table are
+ * SIMD-specific, so OpenMP never outlines code inside a target region. */
+
+int SUFFIX(mc_gemm)(int64_t m, int64_t n, int64_t k,
+                    const T *restrict a, int64_t a_rs, int64_t a_cs,
+                    const T *restrict b, int64_t b_rs, int64_t b_cs,
+                    int accumulate, T *restrict c, int64_t c_rs)
+{
+    if (m < 0 || n < 0 || k < 0 || a_rs < 0 || a_cs < 0 || b_rs < 0 || b_cs < 0
+        || (m > 1 && c_rs < n))
+        return MC_ERR_ARG;
+    if (m == 0 || n == 0)
+        return MC_OK;
+    if (k == 0) {
+        if (!accumulate)
+            for (int64_t i = 0; i < m; ++i)
+                memset(c + i * c_rs, 0, (size_t)n * sizeof(T));
+        return MC_OK;
+    }
+
+    const struct SUFFIX(gemm_kernel) *kr = SUFFIX(kernels)[mc_simd_level()];
+    const int64_t MR = kr->mr, NR = kr->nr;
+    const int64_t kc_max = k < kr->kc ? k : kr->kc;
+    const int64_t nc_max = ceil_div(n < GEMM_NC ? n : GEMM_NC, NR) * NR;
+    const int64_t mb_max = ceil_div(m < GEMM_MB ? m : GEMM_MB, MR) * MR;
+    T *bp = scratch(kc_max * nc_max * (int64_t)sizeof(T));
+    T *ap = scratch(kc_max * mb_max * (int64_t)sizeof(T));
+    if (!ap || !bp) {
+        free(ap);
+        free(bp);
+        return MC_ERR_NOMEM;
+    }
+    const int nt = gemm_threads(m, n, k);
+
+    /* Goto/BLIS loop nest: n in GEMM_NC panels, k in kc blocks, m in GEMM_MB
+     * blocks. Per step, all threads first pack the B panel (once per jc, pc)
+     * and the A block together, sliver by sliver, then share out fixed
+     * (row block x column chunk) tiles of C. The tiles depend only on the
+     * problem size, every C element belongs to exactly one tile per k-block,
+     * and k-blocks are done in order, so the arithmetic — and so every bit
+     * of C — is the same at any thread count. */
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    for (int64_t jc = 0; jc < n; jc += GEMM_NC) {
+        const int64_t nc = n - jc < GEMM_NC ? n - jc : GEMM_NC;
+        const int64_t b_slivers = ceil_div(nc, NR);
+        /* column chunks of ~GEMM_JW, equal-sized, whole slivers */
+        const int64_t n_tj = ceil_div(nc, GEMM_JW);
+        const int64_t tw = ceil_div(ceil_div(nc, n_tj), NR) * NR;
+        for (int64_t pc = 0; pc < k; pc += kr->kc) {
+            const int64_t kc = k - pc < kr->kc ? k - pc : kr->kc;
+            const int overwrite = !accumulate && pc == 0;
+            for (int64_t ib = 0; ib < m; ib += GEMM_MB) {
+                const int64_t mb = m - ib < GEMM_MB ? m - ib : GEMM_MB;
+                const int64_t a_slivers = ceil_div(mb, MR);
+                const int64_t packs = (ib == 0 ? b_slivers : 0) + a_slivers;
+                /* row blocks of ~kr->mc (sized for L2), equal-sized, whole slivers */
+                const int64_t n_ti = ceil_div(mb, kr->mc);
+                const int64_t th = ceil_div(ceil_div(mb, n_ti), MR) * MR;
+                const int64_t tiles = ceil_div(mb, th) * n_tj;
+
+                #pragma omp for schedule(static)
+                for (int64_t s = 0; s < packs; ++s) {
+                    const int64_t sa = s - (packs - a_slivers);
+                    if (sa < 0) {
+                        const int64_t j = s * NR;
+                        kr->pack_b(nc - j < NR ? nc - j : NR, kc,
+                                   b + pc * b_rs + (jc + j) * b_cs, b_rs, b_cs, bp + j * kc);
+                    } else {
+                        const int64_t i = sa * MR;
+                        kr->pack_a(mb - i < MR ? mb - i : MR, kc,
+                                   a + (ib + i) * a_rs + pc * a_cs, a_rs, a_cs, ap + i * kc);
+                    }
+                }
+
+                #pragma omp for schedule(dynamic, 1)
+                for (int64_t t = 0; t < tiles; ++t) {
+                    const int64_t i0 = (t / n_tj) * th, j0 = (t % n_tj) * tw;
+                    const int64_t h = mb - i0 < th ? mb - i0 : th;
+                    const int64_t w = nc - j0 < tw ? nc - j0 : tw;
+                    if (h > 0 && w > 0)
+                        kr->macro(h, w, kc, ap + i0 * kc, bp + j0 * kc,
+                                  c + (ib + i0) * c_rs + jc + j0, c_rs, overwrite);
+                }
+            }
+        }
+    }
+    free(ap);
+    free(bp);
+    return MC_OK;
+}

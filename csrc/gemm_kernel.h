@@ -1,0 +1,145 @@
+/* gemm_kernel.h — packing and the register-blocked micro-kernel for one SIMD
+ * path and one dtype. gemm.c includes it once per (path, dtype), inside a
+ * `#pragma GCC target` region for the x86 paths, with these defined:
+ *   KT       element type            KNAME(x)  x##_<path>_<dtype>
+ *   VBYTES   vector register bytes   KMR, KNR  micro-tile rows, columns
+ *   KKC, KMC k-block and row-block sizes (cache blocking, see gemm.c)
+ * Vectors are GCC vector extensions, so the same source becomes AVX-512,
+ * AVX2+FMA, SSE2 or NEON code depending only on the target in force. None of
+ * these functions takes or returns a vector, so calls across targets (from
+ * the portable driver) are ABI-safe. */
+
+typedef KT KNAME(vec) __attribute__((vector_size(VBYTES)));
+#define KVL ((int)(VBYTES / sizeof(KT))) /* lanes per vector */
+#define KNV (KNR / KVL)                  /* vectors per micro-tile row */
+
+/* One sliver of A: rows [0, mr) (mr <= KMR) and kc columns, stored column by
+ * column (dst[p*KMR + i] = A[i, p]) so that the micro-kernel reads it
+ * sequentially; rows mr..KMR-1 are zero so edge tiles need no special case.
+ * Row-major and column-major A get their own loops with a literal unit
+ * stride, which the compiler turns into straight vector copies. */
+static void KNAME(pack_a)(int64_t mr, int64_t kc, const KT *a, int64_t rs,
+                          int64_t cs, KT *restrict dst)
+{
+    if (mr == KMR && cs == 1) {
+        for (int64_t p = 0; p < kc; ++p)
+            _Pragma("GCC unroll 32")
+            for (int i = 0; i < KMR; ++i)
+                dst[p * KMR + i] = a[i * rs + p];
+    } else if (mr == KMR && rs == 1) {
+        for (int64_t p = 0; p < kc; ++p)
+            _Pragma("GCC unroll 32")
+            for (int i = 0; i < KMR; ++i)
+                dst[p * KMR + i] = a[i + p * cs];
+    } else {
+        for (int64_t p = 0; p < kc; ++p)
+            for (int i = 0; i < KMR; ++i)
+                dst[p * KMR + i] = i < mr ? a[i * rs + p * cs] : (KT)0;
+    }
+}
+
+/* One sliver of B: kc rows and columns [0, nr) (nr <= KNR), stored row by row
+ * (dst[p*KNR + j] = B[p, j]), columns nr..KNR-1 zero. */
+static void KNAME(pack_b)(int64_t nr, int64_t kc, const KT *b, int64_t rs,
+                          int64_t cs, KT *restrict dst)
+{
+    if (nr == KNR && cs == 1) {
+        for (int64_t p = 0; p < kc; ++p)
+            memcpy(dst + p * KNR, b + p * rs, KNR * sizeof(KT));
+    } else if (nr == KNR && rs == 1) {
+        /* transposed B: read each column contiguously, write with stride */
+        for (int j = 0; j < KNR; ++j)
+            for (int64_t p = 0; p < kc; ++p)
+                dst[p * KNR + j] = b[j * cs + p];
+    } else {
+        for (int64_t p = 0; p < kc; ++p)
+            for (int j = 0; j < KNR; ++j)
+                dst[p * KNR + j] = j < nr ? b[p * rs + j * cs] : (KT)0;
+    }
+}
+
+/* C[0:mr, 0:nr] (= or +=) one A sliver @ one B sliver.
+ * Loop order: p outermost, the whole KMR x KNR tile of C held in KMR*KNV
+ * vector accumulators; each step loads one row of B (KNV vectors), broadcasts
+ * KMR elements of A and issues KMR*KNV independent FMAs — enough to hide the
+ * FMA latency while B and A are streamed once. C is touched once, at the end:
+ * C = acc on the first k-block of a plain product, else C = C + acc, the same
+ * operation for full and edge tiles, so no result depends on tile position. */
+static inline __attribute__((always_inline)) void
+KNAME(micro)(int64_t kc, const KT *restrict a, const KT *restrict b,
+             KT *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int overwrite)
+{
+    typedef KNAME(vec) V;
+    V acc[KMR][KNV];
+
+    /* C is needed only after the k loop: start fetching its rows now so the
+     * misses overlap the FMAs instead of stalling the stores. */
+    _Pragma("GCC unroll 32")
+    for (int i = 0; i < KMR; ++i) {
+        __builtin_prefetch(c + i * c_rs, 1);
+        __builtin_prefetch(c + i * c_rs + KNR - 1, 1);
+    }
+    _Pragma("GCC unroll 32")
+    for (int i = 0; i < KMR; ++i)
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < KNV; ++j)
+            acc[i][j] = (V){0};
+    _Pragma("GCC unroll 4")
+    for (int64_t p = 0; p < kc; ++p) {
+        V bv[KNV];
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < KNV; ++j)
+            bv[j] = *(const V *)(b + j * KVL); /* packed B is vector-aligned */
+        _Pragma("GCC unroll 32")
+        for (int i = 0; i < KMR; ++i)
+            _Pragma("GCC unroll 8")
+            for (int j = 0; j < KNV; ++j)
+                acc[i][j] += a[i] * bv[j];
+        a += KMR;
+        b += KNR;
+    }
+
+    if (mr == KMR && nr == KNR) {
+        _Pragma("GCC unroll 32")
+        for (int i = 0; i < KMR; ++i)
+            _Pragma("GCC unroll 8")
+            for (int j = 0; j < KNV; ++j) {
+                KT *cp = c + i * c_rs + j * KVL;
+                V v = acc[i][j];
+                if (!overwrite) {
+                    V old;
+                    memcpy(&old, cp, sizeof old); /* C rows are unaligned */
+                    v = old + v;
+                }
+                memcpy(cp, &v, sizeof v);
+            }
+    } else {
+        KT tile[KMR * KNR] __attribute__((aligned(64)));
+        memcpy(tile, acc, sizeof tile);
+        for (int64_t i = 0; i < mr; ++i)
+            for (int64_t j = 0; j < nr; ++j)
+                c[i * c_rs + j] = overwrite ? tile[i * KNR + j]
+                                            : c[i * c_rs + j] + tile[i * KNR + j];
+    }
+}
+
+/* C[0:mc, 0:nc] (= or +=) packed A block @ packed B block.
+ * Loop order: B slivers outer, A slivers inner, the BLIS order: the current
+ * B sliver (kc x KNR) stays in L1 while the A block (mc x kc, sized by KMC to
+ * sit in L2) streams past it. */
+static void KNAME(macro)(int64_t mc, int64_t nc, int64_t kc, const KT *ap,
+                         const KT *bp, KT *c, int64_t c_rs, int overwrite)
+{
+    for (int64_t jr = 0; jr < nc; jr += KNR)
+        for (int64_t ir = 0; ir < mc; ir += KMR)
+            KNAME(micro)(kc, ap + ir * kc, bp + jr * kc, c + ir * c_rs + jr, c_rs,
+                         mc - ir < KMR ? mc - ir : KMR,
+                         nc - jr < KNR ? nc - jr : KNR, overwrite);
+}
+
+static const struct KSTRUCT KNAME(gemm) = {
+    KMR, KNR, KKC, KMC, KNAME(pack_a), KNAME(pack_b), KNAME(macro),
+};
+
+#undef KVL
+#undef KNV

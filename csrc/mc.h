@@ -1,0 +1,91 @@
+/* mc.h — the one public header of minitorch_conv's C kernels.
+ *
+ * It is also the cffi cdef: minitorch_conv/_build.py drops the preprocessor
+ * lines and hands the rest to cffi, so everything outside a '#' line must be
+ * plain declarations that cffi can parse (no macros, no inline code).
+ *
+ * Conventions: geometry first, `const T *restrict` inputs, output last;
+ * sizes, strides and indices are int64_t and counted in elements; every
+ * kernel returns MC_OK or an error code that Python turns into an exception;
+ * Python allocates every buffer that crosses this interface.
+ */
+#ifndef MC_H
+#define MC_H
+
+#include <stdint.h>
+
+/* x86-64 builds carry AVX2 and AVX-512 copies of the hot loops, made with
+ * `#pragma GCC target("arch=x86-64-v3/v4")` (GCC >= 11 knows those names);
+ * anywhere else, or with -DMC_PORTABLE_ONLY, only the portable body is built. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 \
+    && !defined(MC_PORTABLE_ONLY)
+#define MC_X86_PATHS 1
+#endif
+
+enum {
+    MC_OK = 0,
+    MC_ERR_NOMEM = 1, /* a scratch allocation failed */
+    MC_ERR_ARG = 2    /* a size, stride or geometry field is out of range */
+};
+
+/* One convolution-shaped problem. 1-D and 2-D problems put 1s in front
+ * (in = {1, 1, L}, kernel = {1, 1, k}, stride/dilation 1, pad 0). */
+typedef struct mc_geometry {
+    int64_t channels;   /* channels of one input image */
+    int64_t in[3];      /* input spatial size (D, H, W); 1-D/2-D problems use leading 1s */
+    int64_t out[3];     /* output spatial size */
+    int64_t kernel[3];
+    int64_t stride[3];
+    int64_t pad[3];     /* zero padding before each axis; padding after is implied by out */
+    int64_t dilation[3];
+} mc_geometry;
+
+/* Run time: threads and SIMD path. ------------------------------------- */
+
+/* Threads used by every OpenMP region (passed as num_threads(...) per region,
+ * because libgomp's omp_set_num_threads only affects the calling thread).
+ * n < 1 is taken as 1. */
+void mc_set_num_threads(int n);
+int mc_get_num_threads(void);
+int mc_max_threads(void);              /* omp_get_num_procs() */
+
+/* SIMD level: 0 generic, 1 avx2 (x86-64-v3: AVX2+FMA), 2 avx512 (x86-64-v4),
+ * -1 the best this CPU runs. A level above what the CPU supports is capped.
+ * Returns the level in force. */
+int mc_select_simd(int level);
+int mc_simd_level(void);               /* the level in force */
+int mc_simd_best(void);                /* the best level this CPU and build support */
+const char *mc_simd_name(void);        /* "avx512" / "avx2" / "generic" */
+
+/* im2col / col2im. ----------------------------------------------------- */
+
+/* x: contiguous (batch, C, D, H, W); cols: contiguous
+ * (batch, C*kD*kH*kW, oD*oH*oW), rows in (c, kd, kh, kw) order as PyTorch's
+ * unfold. Padding reads as zero. */
+int mc_im2col_f32(const mc_geometry *g, int64_t batch, const float *restrict x, float *restrict cols);
+int mc_im2col_f64(const mc_geometry *g, int64_t batch, const double *restrict x, double *restrict cols);
+
+/* The adjoint of im2col: x is overwritten (zeroed, then every column entry
+ * is added to the input element it was read from; padding is dropped). */
+int mc_col2im_f32(const mc_geometry *g, int64_t batch, const float *restrict cols, float *restrict x);
+int mc_col2im_f64(const mc_geometry *g, int64_t batch, const double *restrict cols, double *restrict x);
+
+/* GEMM. ---------------------------------------------------------------- */
+
+/* C[m,n] = A[m,k] @ B[k,n]   (accumulate == 0; C is not read)
+ * C[m,n] += A[m,k] @ B[k,n]  (accumulate != 0)
+ * A[i,p] is a[i*a_rs + p*a_cs], B[p,j] is b[p*b_rs + j*b_cs] (any strides
+ * >= 0, so transposed views need no copy); C is row-major, C[i,j] is
+ * c[i*c_rs + j]. C must not overlap A or B. Packing buffers are allocated
+ * here (MC_ERR_NOMEM if that fails). Results are bit-identical at any
+ * thread count. */
+int mc_gemm_f32(int64_t m, int64_t n, int64_t k,
+                const float *restrict a, int64_t a_rs, int64_t a_cs,
+                const float *restrict b, int64_t b_rs, int64_t b_cs,
+                int accumulate, float *restrict c, int64_t c_rs);
+int mc_gemm_f64(int64_t m, int64_t n, int64_t k,
+                const double *restrict a, int64_t a_rs, int64_t a_cs,
+                const double *restrict b, int64_t b_rs, int64_t b_cs,
+                int accumulate, double *restrict c, int64_t c_rs);
+
+#endif

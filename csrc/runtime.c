@@ -1,0 +1,60 @@
+/* runtime.c — thread count and SIMD path, the two knobs every kernel reads. */
+#include <omp.h>
+
+#include "mc.h"
+
+/* 0 means "not set yet": the first reader takes every core. Python sets it
+ * at import, so this default only matters for C callers. */
+static int g_threads = 0;
+
+void mc_set_num_threads(int n) { g_threads = n < 1 ? 1 : n; }
+
+int mc_get_num_threads(void)
+{
+    if (g_threads < 1)
+        g_threads = omp_get_num_procs();
+    return g_threads;
+}
+
+int mc_max_threads(void) { return omp_get_num_procs(); }
+
+/* The SIMD level is a plain int that the dispatching kernels read on every
+ * call (an index into their table of function pointers); -1 means "not
+ * chosen yet". A data race with mc_select_simd is harmless: any value read
+ * is a valid level. */
+static int g_level = -1;
+
+int mc_simd_best(void)
+{
+#ifdef MC_X86_PATHS
+    /* The bodies are compiled for the whole ISA level (the compiler may use
+     * BMI2, MOVBE... anywhere in them), so ask for the level, not just
+     * AVX2/AVX-512F. */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4"))
+        return 2;
+    if (__builtin_cpu_supports("x86-64-v3"))
+        return 1;
+#endif
+    return 0;
+}
+
+int mc_select_simd(int level)
+{
+    int best = mc_simd_best();
+    g_level = (level < 0 || level > best) ? best : level;
+    return g_level;
+}
+
+int mc_simd_level(void)
+{
+    if (g_level < 0)
+        mc_select_simd(-1);
+    return g_level;
+}
+
+const char *mc_simd_name(void)
+{
+    static const char *const names[] = {"generic", "avx2", "avx512"};
+    return names[mc_simd_level()];
+}

@@ -1,0 +1,219 @@
+"""Elementwise, reduction and shape ops, each beside its gradient rule.
+
+An op is one numpy forward and one rule `vjp(g, out) -> (grad for each input)` written with Tensor
+ops, so a gradient is itself a graph and can be differentiated again. Undoing broadcasting and
+dtype promotion is the engine's job (autograd._backprop), so no rule here repeats it.
+"""
+import builtins
+import math
+
+import numpy as np
+
+from . import tensor as _tensor
+from .autograd import record
+
+
+def _const(array):
+    return _tensor.Tensor(np.asarray(array))
+
+
+# -- elementwise --------------------------------------------------------------------------------
+def add(a, b): return record(a.data + b.data, (a, b), lambda g, out: (g, g))
+def sub(a, b): return record(a.data - b.data, (a, b), lambda g, out: (g, -g))
+def mul(a, b): return record(a.data * b.data, (a, b), lambda g, out: (g * b, g * a))
+def div(a, b): return record(a.data / b.data, (a, b), lambda g, out: (g / b, -g * out / b))
+def neg(a): return record(-a.data, (a,), lambda g, out: (-g,))
+def pow_scalar(a, p): return record(a.data ** p, (a,), lambda g, out: (g * p * a ** (p - 1),))
+def exp(a): return record(np.exp(a.data), (a,), lambda g, out: (g * out,))
+def log(a): return record(np.log(a.data), (a,), lambda g, out: (g / a,))
+def sqrt(a): return record(np.sqrt(a.data), (a,), lambda g, out: (g / (2 * out),))
+def tanh(a): return record(np.tanh(a.data), (a,), lambda g, out: (g * (1 - out * out),))
+def relu(a): return record(np.maximum(a.data, 0), (a,), lambda g, out: (g * (a > 0),))
+def abs(a): return record(np.abs(a.data), (a,), lambda g, out: (g * _const(np.sign(a.data)),))
+
+
+def sigmoid(a):
+    stable = np.exp(-np.logaddexp(0, -a.data)).astype(a.dtype)  # 1 / (1 + e^-x) without overflow
+    return record(stable, (a,), lambda g, out: (g * out * (1 - out),))
+
+
+def pow(a, b):
+    def vjp(g, out):
+        log_a = log(where(a.data == 0, 1, a))  # 0 ** b has no slope in b; keep log(0) out of it
+        return g * b * a ** (b - 1), g * out * log_a
+    return record(a.data ** b.data, (a, b), vjp)
+
+
+def where(condition, a, b):
+    """`a` where the constant boolean `condition` holds, else `b` (numbers are allowed for a, b)."""
+    condition = np.asarray(condition, dtype=bool)
+    a, b = (x if isinstance(x, _tensor.Tensor) else _tensor.tensor(x) for x in (a, b))
+    zero = _tensor.Tensor(np.zeros((), np.result_type(a.dtype, b.dtype)))
+    return record(np.where(condition, a.data, b.data), (a, b),
+                  lambda g, out: (where(condition, g, zero), where(condition, zero, g)))
+
+
+def compare(fn, a, b):
+    """0/1 values of the promoted dtype; a comparison has no gradient."""
+    return _tensor.Tensor(fn(a.data, b.data).astype(np.result_type(a.dtype, b.dtype)))
+
+
+def matmul(a, b):
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    if a.ndim == 1:  # a vector on the left is a 1-row matrix whose row axis is dropped again
+        out = matmul(a.reshape(1, -1), b)
+        return out.reshape(out.shape[:-2] + out.shape[-1:] if b.ndim > 1 else ())
+    if b.ndim == 1:
+        return matmul(a, b.reshape(-1, 1)).reshape(a.shape[:-1])
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align ({a.shape[-1]} != {b.shape[-2]})")
+    _broadcast_shape(a.shape[:-2], b.shape[:-2], "matmul")
+    return record(a.data @ b.data, (a, b), lambda g, out: (g @ b.mT, a.mT @ g))
+
+
+# -- reductions -----------------------------------------------------------------------------------
+def _axes(axis, ndim, where):
+    """Reduction axes as a sorted tuple of non-negative ints (None means all)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for ax in axes:
+        if isinstance(ax, bool) or not isinstance(ax, (int, np.integer)):
+            raise TypeError(f"{where}: axis must be an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= ax < builtins.max(ndim, 1):
+            raise ValueError(f"{where}: axis {ax} is out of range for a tensor with {ndim} dimensions")
+    axes = tuple(sorted(int(ax) % builtins.max(ndim, 1) for ax in axes))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{where}: repeated axis in {axis!r}")
+    return axes
+
+
+def _kept_shape(shape, axes):
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def sum(a, axis=None, keepdims=False):
+    axes = _axes(axis, a.ndim, "sum")
+    kept = _kept_shape(a.shape, axes)
+    return record(a.data.sum(axes, keepdims=keepdims), (a,),
+                  lambda g, out: (g.reshape(kept).broadcast_to(a.shape),))
+
+
+def mean(a, axis=None, keepdims=False):
+    axes = _axes(axis, a.ndim, "mean")
+    return sum(a, axes, keepdims) / float(math.prod(a.shape[i] for i in axes))
+
+
+def max(a, axis=None, keepdims=False):
+    """Largest value; its gradient is shared equally by the tied maxima (NaN counts as the max)."""
+    axes = _axes(axis, a.ndim, "max")
+    if builtins.any(a.shape[i] == 0 for i in axes):
+        raise ValueError(f"max: cannot reduce an empty axis of a tensor of shape {a.shape}")
+    kept = a.data.max(axes, keepdims=True)
+
+    def vjp(g, out):
+        hit = (a.data == kept) | np.isnan(a.data)
+        share = _const((hit / hit.sum(axes, keepdims=True)).astype(a.dtype))
+        return (g.reshape(kept.shape).broadcast_to(a.shape) * share,)
+    return record(kept if keepdims else kept.reshape(np.delete(a.shape, axes)), (a,), vjp)
+
+
+# -- shapes ---------------------------------------------------------------------------------------
+def _broadcast_shape(a, b, where):
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        raise ValueError(f"{where}: shapes {a} and {b} cannot be broadcast together") from None
+
+
+def broadcast_to(a, shape):
+    if _broadcast_shape(a.shape, shape, "broadcast_to") != shape:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}")
+    return record(np.broadcast_to(a.data, shape).copy(), (a,), lambda g, out: (g.sum_to(a.shape),))
+
+
+def sum_to(a, shape):
+    """Sum over the axes that broadcasting `shape` to `a.shape` would have added: its adjoint."""
+    if _broadcast_shape(shape, a.shape, "sum_to") != a.shape:
+        raise ValueError(f"sum_to: shape {shape} does not broadcast to {a.shape}")
+    lead = a.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 != a.shape[lead + i])
+    return record(a.data.sum(axes).reshape(shape), (a,), lambda g, out: (g.broadcast_to(a.shape),))
+
+
+def _shape_tuple(shape):
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+
+
+def reshape(a, shape):
+    shape = _shape_tuple(shape)
+    if builtins.sum(1 for s in shape if s == -1) > 1:
+        raise ValueError(f"reshape: only one -1 is allowed, got {shape}")
+    try:
+        data = a.data.reshape(shape)
+    except (ValueError, TypeError):
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} into {shape}") from None
+    return record(data, (a,), lambda g, out: (g.reshape(a.shape),))
+
+
+def permute(a, dims):
+    dims = _shape_tuple(dims)
+    if sorted(d % builtins.max(a.ndim, 1) for d in dims) != list(range(a.ndim)) or len(dims) != a.ndim:
+        raise ValueError(f"permute: {dims} is not a permutation of the {a.ndim} dimensions of shape {a.shape}")
+    dims = tuple(d % a.ndim for d in dims)
+    inverse = tuple(int(i) for i in np.argsort(dims))
+    return record(a.data.transpose(dims), (a,), lambda g, out: (g.permute(inverse),))
+
+
+def transpose(a, dim0, dim1):
+    dims = list(range(a.ndim))
+    (i, j) = _axes((dim0,), a.ndim, "transpose") + _axes((dim1,), a.ndim, "transpose")
+    dims[i], dims[j] = dims[j], dims[i]
+    return permute(a, dims)
+
+
+def flatten(a, start_dim=0, end_dim=-1):
+    if a.ndim == 0:
+        return reshape(a, (1,))
+    (start,), (end,) = _axes(start_dim, a.ndim, "flatten"), _axes(end_dim, a.ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    return reshape(a, a.shape[:start] + (-1,) + a.shape[end + 1:])
+
+
+def flip(a, dims):
+    axes = _axes(dims, a.ndim, "flip")
+    return record(np.flip(a.data, axes), (a,), lambda g, out: (g.flip(axes),))
+
+
+def astype(a, dtype):
+    return record(a.data.astype(dtype), (a,), lambda g, out: (g.astype(a.dtype),))
+
+
+# -- indexing: a gather and its adjoint scatter, each the other's gradient ---------------------------
+def _index(index):
+    """The numpy index for a Tensor index; `advanced` says if any part is an array (may repeat)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    parts = tuple(p.data.astype(np.int64) if isinstance(p, _tensor.Tensor) else p for p in parts)
+    advanced = builtins.any(isinstance(p, (np.ndarray, list)) for p in parts)
+    return parts, advanced
+
+
+def getitem(a, index):
+    index, advanced = _index(index)
+    try:
+        data = a.data[index]
+    except IndexError as err:
+        raise IndexError(f"index {index!r} is invalid for a tensor of shape {a.shape}: {err}") from None
+    return record(data, (a,), lambda g, out: (scatter_add(g, index, a.shape, advanced),))
+
+
+def scatter_add(g, index, shape, advanced):
+    """zeros(shape) with `g` added at `index`: the adjoint of `a[index]`."""
+    data = np.zeros(shape, g.dtype)
+    if advanced:
+        np.add.at(data, index, g.data)  # repeated indices must add up, not overwrite
+    else:
+        data[index] = g.data
+    return record(data, (g,), lambda gg, out: (getitem(gg, index),))
