@@ -22,7 +22,13 @@ import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from ._lib import ffi, lib  # noqa: E402
+try:
+    from ._lib import ffi, lib  # noqa: E402
+except ImportError as err:  # most often: the source folder shadows the installed package
+    raise ImportError(
+        f"minitorch_conv's compiled kernels are missing next to {os.path.dirname(__file__)}: this copy was "
+        "not built. Build it in place with `pip install -e .`, or run from outside the source folder "
+        "so that Python imports the installed package.") from err
 
 __all__ = [
     "simd_path", "set_simd", "available_simd", "set_num_threads", "get_num_threads",
