@@ -71,13 +71,6 @@ static int gemm_threads(int64_t m, int64_t n, int64_t k)
 #define KKC 256
 #define KMC 144
 #include "gemm_kernel.h"
-#undef KT
-#undef KNAME
-#undef KMR
-#undef KNR
-#undef KKC
-#undef KMC
-#undef KSTRUCT
 #define KSTRUCT gemm_kernel_f64
 #define KT double
 #define KNAME(x) x##_generic_f64
@@ -86,13 +79,6 @@ static int gemm_threads(int64_t m, int64_t n, int64_t k)
 #define KKC 256
 #define KMC 72
 #include "gemm_kernel.h"
-#undef KT
-#undef KNAME
-#undef KMR
-#undef KNR
-#undef KKC
-#undef KMC
-#undef KSTRUCT
 #undef VBYTES
 
 #ifdef MC_X86_PATHS
@@ -108,13 +94,6 @@ static int gemm_threads(int64_t m, int64_t n, int64_t k)
 #define KKC 256
 #define KMC 144
 #include "gemm_kernel.h"
-#undef KT
-#undef KNAME
-#undef KMR
-#undef KNR
-#undef KKC
-#undef KMC
-#undef KSTRUCT
 #define KSTRUCT gemm_kernel_f64
 #define KT double
 #define KNAME(x) x##_avx2_f64
@@ -123,13 +102,6 @@ static int gemm_threads(int64_t m, int64_t n, int64_t k)
 #define KKC 256
 #define KMC 72
 #include "gemm_kernel.h"
-#undef KT
-#undef KNAME
-#undef KMR
-#undef KNR
-#undef KKC
-#undef KMC
-#undef KSTRUCT
 #undef VBYTES
 #pragma GCC pop_options
 
@@ -145,13 +117,6 @@ static int gemm_threads(int64_t m, int64_t n, int64_t k)
 #define KKC 128
 #define KMC 144
 #include "gemm_kernel.h"
-#undef KT
-#undef KNAME
-#undef KMR
-#undef KNR
-#undef KKC
-#undef KMC
-#undef KSTRUCT
 #define KSTRUCT gemm_kernel_f64
 #define KT double
 #define KNAME(x) x##_avx512_f64
@@ -160,13 +125,6 @@ static int gemm_threads(int64_t m, int64_t n, int64_t k)
 #define KKC 128
 #define KMC 144
 #include "gemm_kernel.h"
-#undef KT
-#undef KNAME
-#undef KMR
-#undef KNR
-#undef KKC
-#undef KMC
-#undef KSTRUCT
 #undef VBYTES
 #pragma GCC pop_options
 #endif

@@ -4,6 +4,7 @@
  *   KT       element type            KNAME(x)  x##_<path>_<dtype>
  *   VBYTES   vector register bytes   KMR, KNR  micro-tile rows, columns
  *   KKC, KMC k-block and row-block sizes (cache blocking, see gemm.c)
+ *   KSTRUCT  the kernel-table struct type for KT (all but VBYTES are #undef-ed at the end)
  * Vectors are GCC vector extensions, so the same source becomes AVX-512,
  * AVX2+FMA, SSE2 or NEON code depending only on the target in force. None of
  * these functions takes or returns a vector, so calls across targets (from
@@ -143,3 +144,11 @@ static const struct KSTRUCT KNAME(gemm) = {
 
 #undef KVL
 #undef KNV
+/* The parameters are this inclusion's only: the next one defines its own. */
+#undef KT
+#undef KNAME
+#undef KMR
+#undef KNR
+#undef KKC
+#undef KMC
+#undef KSTRUCT
