@@ -28,16 +28,20 @@ enum {
     MC_ERR_ARG = 2    /* a size, stride or geometry field is out of range */
 };
 
-/* One convolution-shaped problem. 1-D and 2-D problems put 1s in front
- * (in = {1, 1, L}, kernel = {1, 1, k}, stride/dilation 1, pad 0). */
+/* One convolution-shaped problem, built and checked once in Python
+ * (minitorch_conv/geometry.py: Geometry). 1-D and 2-D problems put 1s in front
+ * (in = {1, 1, L}, kernel = {1, 1, k}, stride/dilation/tile 1, pad 0). */
 typedef struct mc_geometry {
-    int64_t channels;   /* channels of one input image */
-    int64_t in[3];      /* input spatial size (D, H, W); 1-D/2-D problems use leading 1s */
-    int64_t out[3];     /* output spatial size */
+    int64_t channels;      /* channels of one input image (C_in) */
+    int64_t out_channels;  /* C_out of a convolution; unused by im2col and pooling */
+    int64_t groups;        /* channel groups of a convolution (C_in and C_out both divisible) */
+    int64_t in[3];         /* input spatial size (D, H, W) */
+    int64_t out[3];        /* output spatial size */
     int64_t kernel[3];
     int64_t stride[3];
-    int64_t pad[3];     /* zero padding before each axis; padding after is implied by out */
+    int64_t pad[3];        /* zero padding before each axis; padding after is implied by out */
     int64_t dilation[3];
+    int64_t tile[3];       /* tiled convolution: output position p uses kernel p % tile */
 } mc_geometry;
 
 /* Run time: threads and SIMD path. ------------------------------------- */
@@ -87,5 +91,67 @@ int mc_gemm_f64(int64_t m, int64_t n, int64_t k,
                 const double *restrict a, int64_t a_rs, int64_t a_cs,
                 const double *restrict b, int64_t b_rs, int64_t b_cs,
                 int accumulate, double *restrict c, int64_t c_rs);
+
+/* The convolution family: the chapter's c, h and g. -------------------------
+ * x: (batch, C_in, D, H, W)   w: (C_out, C_in/groups, kD, kH, kW)
+ * y: (batch, C_out, oD, oH, oW), all contiguous. Cross-correlation, zero padding:
+ *   c (forward)     y[n,o,p] = sum_{i in group(o), k} w[o,i,k] x[n,i, p*stride + k*dilation - pad]
+ *   h (input grad)  x = the adjoint of c in x:  <c(x, w), y> = <x, h(w, y)>; x is overwritten
+ *   g (weight grad) w = the adjoint of c in w:  <c(x, w), y> = <w, g(x, y)>; w is overwritten
+ * Two algorithms behind one signature: direct loops, and im2col + GEMM, which works
+ * through the batch `chunk` images at a time in `work`, a buffer of
+ * chunk * C_in*kD*kH*kW * oD*oH*oW elements (1x1 stride-1 unpadded kernels do not use it).
+ * All are deterministic: bit-identical results at any thread count. */
+int mc_conv_forward_direct_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict w, float *restrict y);
+int mc_conv_forward_direct_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict w, double *restrict y);
+int mc_conv_forward_im2col_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict w, int64_t chunk, float *restrict work, float *restrict y);
+int mc_conv_forward_im2col_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict w, int64_t chunk, double *restrict work, double *restrict y);
+int mc_conv_input_grad_direct_f32(const mc_geometry *g, int64_t batch, const float *restrict w, const float *restrict y, float *restrict x);
+int mc_conv_input_grad_direct_f64(const mc_geometry *g, int64_t batch, const double *restrict w, const double *restrict y, double *restrict x);
+int mc_conv_input_grad_im2col_f32(const mc_geometry *g, int64_t batch, const float *restrict w, const float *restrict y, int64_t chunk, float *restrict work, float *restrict x);
+int mc_conv_input_grad_im2col_f64(const mc_geometry *g, int64_t batch, const double *restrict w, const double *restrict y, int64_t chunk, double *restrict work, double *restrict x);
+int mc_conv_weight_grad_direct_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict y, float *restrict w);
+int mc_conv_weight_grad_direct_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict y, double *restrict w);
+int mc_conv_weight_grad_im2col_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict y, int64_t chunk, float *restrict work, float *restrict w);
+int mc_conv_weight_grad_im2col_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict y, int64_t chunk, double *restrict work, double *restrict w);
+
+/* Tiled and locally connected convolution (groups = 1): the kernel used at output
+ * position p is w[..., p % tile]; tile = 1 is convolution, tile = out is unshared.
+ * w: (C_out, C_in, kD, kH, kW, tD, tH, tW). Same three roles, direct loops. */
+int mc_tiled_forward_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict w, float *restrict y);
+int mc_tiled_forward_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict w, double *restrict y);
+int mc_tiled_input_grad_f32(const mc_geometry *g, int64_t batch, const float *restrict w, const float *restrict y, float *restrict x);
+int mc_tiled_input_grad_f64(const mc_geometry *g, int64_t batch, const double *restrict w, const double *restrict y, double *restrict x);
+int mc_tiled_weight_grad_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict y, float *restrict w);
+int mc_tiled_weight_grad_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict y, double *restrict w);
+
+/* Pooling (pool.c). channels = C; out_channels and groups are unused (groups 1).
+ * x: (batch, C, D, H, W)   y and indices: (batch, C, oD, oH, oW), all contiguous.
+ * Window o covers o*stride - pad + k*dilation for k < kernel on each axis; padding is never
+ * read (max ignores it, average counts it or not). Parallel over (n, c) planes, bit-identical
+ * at any thread count. Indices are flat within one (D, H, W) plane of x, as PyTorch's.
+ *   max_pool_forward           y = each window's maximum, indices = where (first maximum of a tie
+ *                              in scan order; NaN propagates; -1 for a window with no element)
+ *   adaptive_max_pool_forward  the same over PyTorch's adaptive windows
+ *                              [floor(o*in/out), ceil((o+1)*in/out)); kernel/stride/pad unused
+ *   max_pool_scatter           x = 0, then x[indices] += y (accumulate != 0) or = y (last write
+ *                              wins): max pooling's gradient, and unpooling
+ *   max_pool_gather            y = x[indices]: the adjoint of the accumulating scatter
+ *   avg_pool_forward           y = window sum / divisor (dilation 1): divisor_override if > 0,
+ *                              else the window clipped to the padded input (count_include_pad)
+ *                              or to the input
+ *   avg_pool_adjoint           x = the adjoint of avg_pool_forward (overwritten) */
+int mc_max_pool_forward_f32(const mc_geometry *g, int64_t batch, const float *restrict x, int64_t *restrict indices, float *restrict y);
+int mc_max_pool_forward_f64(const mc_geometry *g, int64_t batch, const double *restrict x, int64_t *restrict indices, double *restrict y);
+int mc_adaptive_max_pool_forward_f32(const mc_geometry *g, int64_t batch, const float *restrict x, int64_t *restrict indices, float *restrict y);
+int mc_adaptive_max_pool_forward_f64(const mc_geometry *g, int64_t batch, const double *restrict x, int64_t *restrict indices, double *restrict y);
+int mc_max_pool_scatter_f32(const mc_geometry *g, int64_t batch, int64_t accumulate, const int64_t *restrict indices, const float *restrict y, float *restrict x);
+int mc_max_pool_scatter_f64(const mc_geometry *g, int64_t batch, int64_t accumulate, const int64_t *restrict indices, const double *restrict y, double *restrict x);
+int mc_max_pool_gather_f32(const mc_geometry *g, int64_t batch, const int64_t *restrict indices, const float *restrict x, float *restrict y);
+int mc_max_pool_gather_f64(const mc_geometry *g, int64_t batch, const int64_t *restrict indices, const double *restrict x, double *restrict y);
+int mc_avg_pool_forward_f32(const mc_geometry *g, int64_t batch, int64_t count_include_pad, int64_t divisor_override, const float *restrict x, float *restrict y);
+int mc_avg_pool_forward_f64(const mc_geometry *g, int64_t batch, int64_t count_include_pad, int64_t divisor_override, const double *restrict x, double *restrict y);
+int mc_avg_pool_adjoint_f32(const mc_geometry *g, int64_t batch, int64_t count_include_pad, int64_t divisor_override, const float *restrict y, float *restrict x);
+int mc_avg_pool_adjoint_f64(const mc_geometry *g, int64_t batch, int64_t count_include_pad, int64_t divisor_override, const double *restrict y, double *restrict x);
 
 #endif

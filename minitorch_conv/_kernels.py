@@ -1,7 +1,8 @@
 """The only module that touches the compiled library (``minitorch_conv._lib``).
 
-Thin wrappers: check what C cannot (dtypes, shapes, strides), allocate every buffer,
-call C, and turn its error codes into exceptions. Environment variables read at import:
+Thin wrappers that turn C's error codes into exceptions: `gemm` checks what C cannot (dtypes,
+shapes, strides) and allocates its result; `run` calls any geometry kernel (im2col, conv, tiled,
+pool) on arrays its caller has checked and allocated. Environment variables read at import:
 
 - ``OMP_NUM_THREADS``: the default thread count (else ``os.cpu_count()``).
 - ``MINITORCH_CONV_SIMD``: ``avx512`` | ``avx2`` | ``generic`` forces a SIMD path (capped at
@@ -17,6 +18,7 @@ import os
 # setdefault: a value the user chose wins. (Too late if libgomp is already loaded.)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import functools  # noqa: E402
 import numbers  # noqa: E402
 import warnings  # noqa: E402
 
@@ -26,17 +28,18 @@ try:
     from ._lib import ffi, lib  # noqa: E402
 except ImportError as err:  # most often: the source folder shadows the installed package
     raise ImportError(
-        f"minitorch_conv's compiled kernels are missing next to {os.path.dirname(__file__)}: this copy was "
-        "not built. Build it in place with `pip install -e .`, or run from outside the source folder "
-        "so that Python imports the installed package.") from err
+        f"minitorch_conv's compiled kernels in {os.path.dirname(__file__)} cannot be loaded ({err}). "
+        "Build them in place with `pip install -e .`, or run from outside the source folder so that "
+        "Python imports the installed package.") from err
 
 __all__ = [
     "simd_path", "set_simd", "available_simd", "set_num_threads", "get_num_threads",
-    "gemm", "make_geometry", "im2col", "col2im",
+    "gemm", "c_geometry", "run",
 ]
 
 _SIMD_LEVELS = {"generic": 0, "avx2": 1, "avx512": 2}
 _DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+_CTYPES = {np.dtype(np.float32): "float[]", np.dtype(np.float64): "double[]", np.dtype(np.int64): "int64_t[]"}
 
 
 def _check(rc, name):
@@ -147,9 +150,44 @@ def _element_strides(x):
     return x, s0 // size, s1 // size
 
 
-def _c_array(x):
-    # ascontiguousarray alone would pass a misaligned contiguous array through.
-    return np.require(x, requirements=["C_CONTIGUOUS", "ALIGNED"])
+# ---- any kernel -------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def c_geometry(geom):
+    """The `mc_geometry` struct for a geometry.Geometry, spatial axes left-filled to 3."""
+    struct = ffi.new("mc_geometry *")
+    struct.channels, struct.out_channels, struct.groups = geom.channels, geom.out_channels, geom.groups
+    lead = 3 - geom.ndim
+    fields = {"in": (geom.in_size, 1), "out": (geom.out_size, 1), "kernel": (geom.kernel, 1),
+              "stride": (geom.stride, 1), "pad": (geom.pad, 0), "dilation": (geom.dilation, 1),
+              "tile": (geom.tile or (1,) * geom.ndim, 1)}
+    for name, (values, fill) in fields.items():
+        getattr(struct, name)[0:3] = (fill,) * lead + tuple(values)
+    return struct
+
+
+def run(kernel, geom, batch, *args, chunk=None):
+    """Call `mc_<kernel>_<f32|f64>(geometry, batch, *args)`; `chunk`, if given, goes before the last
+    two arguments (the workspace and the output of an im2col algorithm).
+
+    args are numpy arrays (float arrays of one dtype, which names the kernel, and int64 index arrays)
+    and plain numbers. The callers (conv.py, tiled.py, pool.py) have checked the geometry and
+    allocated every array from it; here only dtype and contiguity are asserted, since C trusts both.
+    """
+    floats = [a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype != np.int64]
+    dtype = floats[-1]
+    c_args = []
+    for a in args:
+        if isinstance(a, np.ndarray):
+            if a.dtype not in (dtype, np.int64) or not a.flags.c_contiguous:
+                raise TypeError(f"{kernel}: internal error: arrays must be C-contiguous {dtype} or int64, "
+                                f"got {a.dtype} with strides {a.strides}")
+            a = ffi.from_buffer(_CTYPES[a.dtype], a)
+        c_args.append(a)
+    if chunk is not None:
+        c_args.insert(len(c_args) - 2, chunk)
+    fn = getattr(lib, f"mc_{kernel}_{_DTYPES[dtype]}")
+    _check(fn(c_geometry(geom), batch, *c_args), kernel)
 
 
 # ---- GEMM -------------------------------------------------------------------------
@@ -202,108 +240,6 @@ def gemm(a, b, out=None, accumulate=False):
     _check(fn(m, n, k, _ptr(a, sa), a_rs, a_cs, _ptr(b, sa), b_rs, b_cs,
               1 if accumulate else 0, _ptr(out, sa), c_rs), "gemm")
     return out
-
-
-# ---- im2col / col2im --------------------------------------------------------------
-
-def _triple(values, dims, fill, name, minimum):
-    """values (an int for every axis, or a tuple with one entry per spatial axis)
-    left-filled to 3 axes with fill."""
-    if isinstance(values, numbers.Integral) and not isinstance(values, bool):
-        values = (values,) * dims
-    try:
-        values = tuple(values)
-    except TypeError:
-        raise TypeError(f"make_geometry: {name} must be an int or a tuple of ints, "
-                        f"got {values!r}") from None
-    if len(values) != dims:
-        raise ValueError(f"make_geometry: {name} has {len(values)} entries {values} but "
-                         f"in_size has {dims}")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"make_geometry: {name} must hold ints, got {values}")
-        if v < minimum:
-            raise ValueError(f"make_geometry: {name} entries must be >= {minimum}, got {values}")
-    return (fill,) * (3 - dims) + tuple(int(v) for v in values)
-
-
-def make_geometry(channels, in_size, out_size, kernel, stride=1, pad=0, dilation=1):
-    """A cffi ``mc_geometry *`` (freed with the object). in_size is a tuple of 1-3
-    spatial sizes (innermost last); every other argument is an int for all axes or a
-    tuple of the same length. Everything is left-filled to 3 axes with size 1,
-    stride 1, pad 0, dilation 1. No convolution arithmetic is checked here (the conv
-    module does that); C reads only inside the input whatever out and pad say."""
-    if isinstance(channels, bool) or not isinstance(channels, numbers.Integral):
-        raise TypeError(f"make_geometry: channels must be an int, got {channels!r}")
-    if channels < 0:
-        raise ValueError(f"make_geometry: channels must be >= 0, got {channels}")
-    if isinstance(in_size, numbers.Integral):
-        in_size = (in_size,)
-    dims = len(tuple(in_size))
-    if not 1 <= dims <= 3:
-        raise ValueError(f"make_geometry: in_size must have 1 to 3 entries, got {in_size}")
-    g = ffi.new("mc_geometry *")
-    g.channels = int(channels)
-    fields = (("in", in_size, 1, 0), ("out", out_size, 1, 0), ("kernel", kernel, 1, 0),
-              ("stride", stride, 1, 1), ("pad", pad, 0, 0), ("dilation", dilation, 1, 1))
-    for name, values, fill, minimum in fields:
-        # "in" is a Python keyword, hence getattr
-        getattr(g, name)[0:3] = _triple(values, dims, fill, name, minimum)
-    return g
-
-
-def _geometry_tuple(g, name):
-    return tuple(getattr(g, name)[axis] for axis in range(3))
-
-
-def _check_geometry(geom, what):
-    if not isinstance(geom, ffi.CData) or ffi.typeof(geom) is not ffi.typeof("mc_geometry *"):
-        raise TypeError(f"{what}: geom must come from make_geometry, got {type(geom).__name__}")
-    in_size = _geometry_tuple(geom, "in")
-    out_size = _geometry_tuple(geom, "out")
-    kernel = _geometry_tuple(geom, "kernel")
-    return geom.channels, in_size, out_size, kernel
-
-
-def _spatial_matches(shape, size):
-    """shape (1-3 spatial dims) equals size (D, H, W) with the leading axes 1."""
-    s = len(shape)
-    return 1 <= s <= 3 and tuple(shape) == size[3 - s:] and all(v == 1 for v in size[:3 - s])
-
-
-def im2col(x, geom):
-    """x (N, C, *spatial) with 1-3 spatial dims matching the geometry's input
-    -> cols (N, C*kD*kH*kW, oD*oH*oW)."""
-    suffix = _suffix(x, "x", "im2col")
-    channels, in_size, out_size, kernel = _check_geometry(geom, "im2col")
-    if x.ndim < 3 or x.shape[1] != channels or not _spatial_matches(x.shape[2:], in_size):
-        raise ValueError(f"im2col: x has shape {x.shape}, expected (N, {channels}, *spatial) "
-                         f"with spatial size {in_size} (leading 1s may be dropped)")
-    x = _c_array(x)
-    batch = x.shape[0]
-    cols = np.empty((batch, channels * int(np.prod(kernel)), int(np.prod(out_size))), x.dtype)
-    fn = lib.mc_im2col_f32 if suffix == "f32" else lib.mc_im2col_f64
-    _check(fn(geom, batch, _ptr(x, suffix), _ptr(cols, suffix)), "im2col")
-    return cols
-
-
-def col2im(cols, geom, batch):
-    """The adjoint of im2col: cols (batch, C*kD*kH*kW, oD*oH*oW) -> x (batch, C, D, H, W)
-    (always 3 spatial axes; reshape to drop leading 1s)."""
-    suffix = _suffix(cols, "cols", "col2im")
-    channels, in_size, out_size, kernel = _check_geometry(geom, "col2im")
-    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 0:
-        raise ValueError(f"col2im: batch must be an int >= 0, got {batch!r}")
-    expected = (int(batch), channels * int(np.prod(kernel)), int(np.prod(out_size)))
-    if cols.shape != expected:
-        raise ValueError(f"col2im: cols has shape {cols.shape}, expected {expected} "
-                         f"for batch {batch}, {channels} channels, kernel {kernel}, "
-                         f"output {out_size}")
-    cols = _c_array(cols)
-    x = np.empty((int(batch), channels) + in_size, cols.dtype)
-    fn = lib.mc_col2im_f32 if suffix == "f32" else lib.mc_col2im_f64
-    _check(fn(geom, int(batch), _ptr(cols, suffix), _ptr(x, suffix)), "col2im")
-    return x
 
 
 # ---- import-time defaults ---------------------------------------------------------

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import functional as F
 from . import init
+from .geometry import per_axis
 from .tensor import Tensor, as_dtype
 
 
@@ -377,3 +378,452 @@ def _positive_int(layer, argument, value):
 def _float_dtype(layer, dtype):
     """The numpy dtype for a layer's parameters: float32 by default, float64 on request."""
     return as_dtype(dtype, f"{layer}: dtype")
+
+
+# --- convolution layers (functional.conv*d / conv_transpose*d) ----------------------------------
+
+
+class _ConvNd(Module):
+    """Shared by Conv1d/2d/3d and ConvTranspose1d/2d/3d: arguments, parameters, PyTorch's init."""
+
+    nd = 2
+    transposed = False
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, output_padding=0, algorithm="auto", dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        self.in_channels = _positive_int(name, "in_channels", in_channels)
+        self.out_channels = _positive_int(name, "out_channels", out_channels)
+        self.groups = _positive_int(name, "groups", groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} "
+                             f"and out_channels={out_channels}")
+        self.kernel_size = per_axis(kernel_size, self.nd, "kernel_size", name, 1)
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.output_padding, self.algorithm = output_padding, algorithm
+        shape = ((in_channels, out_channels // groups) if self.transposed
+                 else (out_channels, in_channels // groups)) + self.kernel_size
+        dtype = _float_dtype(name, dtype)
+        self.weight = Parameter(np.empty(shape, dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty((out_channels,), dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.default_init_(self.weight, self.bias)
+
+    def forward(self, x):
+        if self.transposed:
+            return _TRANSPOSED[self.nd](x, self.weight, self.bias, self.stride, self.padding,
+                                        self.output_padding, self.groups, self.dilation)
+        return _CONVOLUTIONS[self.nd](x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                                     self.groups, self.algorithm)
+
+    def extra_repr(self):
+        extras = "".join(f", {k}={getattr(self, k)}" for k, default in
+                         (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)) if getattr(self, k) != default)
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}{extras}, "
+                f"bias={self.bias is not None}")
+
+
+class Conv1d(_ConvNd):
+    nd = 1
+
+
+class Conv2d(_ConvNd):
+    nd = 2
+
+
+class Conv3d(_ConvNd):
+    nd = 3
+
+
+class _ConvTransposeNd(_ConvNd):
+    """The chapter's h as a layer; arguments in PyTorch's order, weight (C_in, C_out/groups, *kernel)."""
+
+    transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, bias=bias, output_padding=output_padding, dtype=dtype)
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    nd = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    nd = 2
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    nd = 3
+
+
+_CONVOLUTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_TRANSPOSED = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+# --- tiled and locally connected layers (tiled.py) ---------------------------------------------
+from .tiled import tiled_geometry  # noqa: E402
+
+
+class _TiledBase(Module):
+    """The body of the tiled and locally connected layers. Tiled: weight (C_out, C_in, *kernel, *tile),
+    bias (C_out,); output position p uses the kernel slice weight[..., p % tile], and tile_size = 1 is
+    an ordinary convolution.
+
+    `shared` is the tile for a tiled layer; a locally connected layer (no sharing) sets it to its
+    output size, which it computes from `input_size`, so the layer accepts only inputs of that size."""
+
+    nd = 2
+    local = False
+
+    def __init__(self, in_channels, out_channels, kernel_size, shared, stride=1, padding=0, bias=True,
+                 dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        self.in_channels = _positive_int(name, "in_channels", in_channels)
+        self.out_channels = _positive_int(name, "out_channels", out_channels)
+        self.kernel_size = per_axis(kernel_size, self.nd, "kernel_size", name, 1)
+        self.stride = per_axis(stride, self.nd, "stride", name, 1)
+        self.padding = padding
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"{name}: bias must be a bool, got {type(bias).__name__}")
+        if self.local:
+            self.input_size = per_axis(shared, self.nd, "input_size", name, 1)
+            weight_shape = (self.out_channels, self.in_channels, *self.kernel_size, *(1,) * self.nd)
+            geom = tiled_geometry(name, self.nd, (1, self.in_channels, *self.input_size), weight_shape,
+                                  self.stride, padding)
+            self.output_size = geom.out_size
+            tile, bias_shape = self.output_size, (self.out_channels, *self.output_size)
+        else:
+            self.tile_size = per_axis(shared, self.nd, "tile_size", name, 1)
+            tile, bias_shape = self.tile_size, (self.out_channels,)
+        dtype = _float_dtype(name, dtype)
+        self.weight = Parameter(np.empty((self.out_channels, self.in_channels, *self.kernel_size, *tile), dtype))
+        if bias:
+            self.bias = Parameter(np.empty(bias_shape, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # One output reads C_in * prod(kernel) inputs; the tile axes are other outputs' weights.
+        init.default_init_(self.weight, self.bias, fan_in=self.in_channels * int(np.prod(self.kernel_size)))
+
+    def forward(self, x):
+        if self.local:
+            if isinstance(x, Tensor) and tuple(x.shape[2:]) != self.input_size:
+                raise ValueError(f"{type(self).__name__}: built for inputs of spatial size {self.input_size}, "
+                                 f"got input of shape {x.shape}")
+            return _LOCAL[self.nd](x, self.weight, self.bias, self.stride, self.padding)
+        return _TILED[self.nd](x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self):
+        shared = (f"input_size={self.input_size}, output_size={self.output_size}" if self.local
+                  else f"tile_size={self.tile_size}")
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, {shared}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+
+
+class _LocallyConnectedNd(_TiledBase):
+    """Locally connected layer (no sharing): weight (C_out, C_in, *kernel, *output_size),
+    bias (C_out, *output_size), for inputs of spatial size input_size only."""
+
+    local = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, input_size, stride=1, padding=0, bias=True,
+                 dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, input_size, stride, padding, bias, dtype)
+
+
+class _TiledConvNd(_TiledBase):
+    def __init__(self, in_channels, out_channels, kernel_size, tile_size, stride=1, padding=0, bias=True,
+                 dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, tile_size, stride, padding, bias, dtype)
+
+
+class TiledConv1d(_TiledConvNd):
+    nd = 1
+
+
+class TiledConv2d(_TiledConvNd):
+    nd = 2
+
+
+class TiledConv3d(_TiledConvNd):
+    nd = 3
+
+
+class LocallyConnected1d(_LocallyConnectedNd):
+    nd = 1
+
+
+class LocallyConnected2d(_LocallyConnectedNd):
+    nd = 2
+
+
+class LocallyConnected3d(_LocallyConnectedNd):
+    nd = 3
+
+
+_TILED = {1: F.tiled_conv1d, 2: F.tiled_conv2d, 3: F.tiled_conv3d}
+_LOCAL = {1: F.local_conv1d, 2: F.local_conv2d, 3: F.local_conv3d}
+
+
+# --- pooling layers (functional max_pool*d, avg_pool*d, lp_pool*d, ...; pool.py) -----------------
+
+
+def _check_window(layer, nd, kernel_size, stride, padding, dilation=1):
+    """Type and range checks of a pooling layer's arguments at construction (the sizes are checked
+    against each input's shape when it runs)."""
+    per_axis(kernel_size, nd, "kernel_size", layer, 1)
+    if stride is not None:
+        per_axis(stride, nd, "stride", layer, 1)
+    per_axis(padding, nd, "padding", layer, 0)
+    per_axis(dilation, nd, "dilation", layer, 1)
+
+
+class _MaxPoolNd(Module):
+    nd = 2
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        super().__init__()
+        _check_window(type(self).__name__, self.nd, kernel_size, stride, padding, dilation)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding, self.dilation = padding, dilation
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
+
+    def forward(self, x):
+        return _MAX_POOL[self.nd](x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                                  self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class MaxPool1d(_MaxPoolNd):
+    nd = 1
+
+
+class MaxPool2d(_MaxPoolNd):
+    """The chapter's max pooling; with return_indices=True it returns (output, indices) for MaxUnpool2d."""
+    nd = 2
+
+
+class MaxPool3d(_MaxPoolNd):
+    nd = 3
+
+
+class _AvgPoolNd(Module):
+    nd = 2
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__()
+        _check_window(type(self).__name__, self.nd, kernel_size, stride, padding)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding, self.ceil_mode = padding, ceil_mode
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+
+    def forward(self, x):
+        return _AVG_POOL[self.nd](x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                  self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool1d(_AvgPoolNd):
+    nd = 1
+
+
+class AvgPool2d(_AvgPoolNd):
+    nd = 2
+
+
+class AvgPool3d(_AvgPoolNd):
+    nd = 3
+
+
+class _LPPoolNd(Module):
+    """Lp-norm pooling; norm_type=2 is the chapter's L2-norm pooling. Unlike PyTorch's, takes padding
+    (the functional argument order: norm_type, kernel_size, stride, padding, ceil_mode)."""
+    nd = 2
+
+    def __init__(self, norm_type, kernel_size, stride=None, padding=0, ceil_mode=False):
+        super().__init__()
+        _check_window(type(self).__name__, self.nd, kernel_size, stride, padding)
+        self.norm_type, self.kernel_size, self.stride = norm_type, kernel_size, stride
+        self.padding, self.ceil_mode = padding, ceil_mode
+
+    def forward(self, x):
+        return _LP_POOL[self.nd](x, self.norm_type, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+
+    def extra_repr(self):
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, ceil_mode={self.ceil_mode}")
+
+
+class LPPool1d(_LPPoolNd):
+    nd = 1
+
+
+class LPPool2d(_LPPoolNd):
+    nd = 2
+
+
+class LPPool3d(_LPPoolNd):
+    nd = 3
+
+
+class _MaxUnpoolNd(Module):
+    """The partial inverse of max pooling: forward(x, indices, output_size=None)."""
+    nd = 2
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        _check_window(type(self).__name__, self.nd, kernel_size, stride, padding)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+
+    def forward(self, x, indices, output_size=None):
+        return _MAX_UNPOOL[self.nd](x, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    nd = 1
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
+    nd = 2
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    nd = 3
+
+
+class _AdaptiveAvgPoolNd(Module):
+    nd = 2
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return _ADAPTIVE_AVG[self.nd](x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+    nd = 1
+
+
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
+    """Average pooling to a fixed output size; AdaptiveAvgPool2d(1) is global average pooling."""
+    nd = 2
+
+
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    nd = 3
+
+
+class _AdaptiveMaxPoolNd(Module):
+    nd = 2
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, x):
+        return _ADAPTIVE_MAX[self.nd](x, self.output_size, self.return_indices)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    nd = 1
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    nd = 2
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    nd = 3
+
+
+class Maxout(Module):
+    """Cross-channel pooling: output channel c is the max over input channels c*pieces ... c*pieces + pieces - 1."""
+
+    def __init__(self, pieces):
+        super().__init__()
+        self.pieces = _positive_int("Maxout", "pieces", pieces)
+
+    def forward(self, x):
+        return F.maxout(x, self.pieces)
+
+    def extra_repr(self):
+        return f"pieces={self.pieces}"
+
+
+class WeightedAvgPool2d(Module):
+    """Weighted average pooling: one (kH, kW) window of non-negative weights, normalised to sum 1 and
+    shared by every channel. `weights` sets the window (default uniform: average pooling, zero
+    padding counted). With learnable=True the window is learned through the Parameter `log_weight`,
+    whose exp is the window, so it stays positive whatever an optimiser does to it."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, weights=None, learnable=False, dtype=None):
+        super().__init__()
+        name = "WeightedAvgPool2d"
+        self.kernel_size = per_axis(kernel_size, 2, "kernel_size", name, 1)
+        _check_window(name, 2, kernel_size, stride, padding)
+        self.stride, self.padding = stride, padding
+        dtype = _float_dtype(name, dtype)
+        window = np.ones(self.kernel_size, dtype) if weights is None else np.array(
+            weights.data if isinstance(weights, Tensor) else weights, dtype=dtype)
+        if window.shape != self.kernel_size:
+            raise ValueError(f"{name}: weights must have shape kernel_size {self.kernel_size}, got {window.shape}")
+        if not np.all(np.isfinite(window)) or np.any(window < 0) or not window.sum() > 0:
+            raise ValueError(f"{name}: weights must be finite, non-negative and not all zero")
+        self.learnable = bool(learnable)
+        if self.learnable:
+            with np.errstate(divide="ignore"):  # a zero weight is exp(-inf): it stays zero
+                self.log_weight = Parameter(np.log(window))
+        else:
+            self.fixed_weight = Tensor(window)
+
+    @property
+    def weight(self):
+        """The window (before normalisation), as a Tensor; differentiable when learnable."""
+        return self.log_weight.exp() if self.learnable else self.fixed_weight
+
+    def forward(self, x):
+        return F.weighted_avg_pool2d(x, self.weight, self.stride, self.padding)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"learnable={self.learnable}")
+
+
+_MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+_LP_POOL = {1: F.lp_pool1d, 2: F.lp_pool2d, 3: F.lp_pool3d}
+_MAX_UNPOOL = {1: F.max_unpool1d, 2: F.max_unpool2d, 3: F.max_unpool3d}
+_ADAPTIVE_AVG = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
+_ADAPTIVE_MAX = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}

@@ -55,6 +55,12 @@ def from_numpy(array):
     return Tensor(_as_array(array, None, copy=False))
 
 
+def expect_tensor(x, name, where):
+    """The argument check every public op starts with."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: {name} must be a Tensor, got {type(x).__name__}")
+
+
 def _shape_arg(shape, where):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])

@@ -1,7 +1,9 @@
 """The C kernels through their thin wrappers: GEMM against numpy on every SIMD path,
-im2col / col2im against plain numpy loops, the adjoint identity, determinism across
-thread counts, and argument checking."""
+im2col / col2im (through `run` with a Geometry) against plain numpy loops, the adjoint
+identity, determinism across thread counts, and argument checking."""
+import dataclasses
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minitorch_conv import _kernels as K
+from minitorch_conv.geometry import Geometry
 
 PATHS = ["avx512", "avx2", "generic"]
 DTYPES = [np.float32, np.float64]
@@ -200,6 +203,28 @@ def natural_out(size, kernel, stride, pad, dilation):
                  for i, k, s, p, d in zip(size, kernel, stride, pad, dilation))
 
 
+def make_geometry(channels, size, kernel, stride=None, pad=None, dilation=None, out=None):
+    """A Geometry built directly (conv.py's builders check user arguments; these tests feed C)."""
+    ones = (1,) * len(size)
+    stride, dilation, pad = stride or ones, dilation or ones, pad or (0,) * len(size)
+    out = out or natural_out(size, kernel, stride, pad, dilation)
+    return Geometry(channels=channels, in_size=tuple(size), out_size=tuple(out), kernel=tuple(kernel),
+                    stride=tuple(stride), pad=tuple(pad), pad_after=tuple(pad),
+                    dilation=tuple(dilation))
+
+
+def im2col(x, geom):
+    cols = np.empty((len(x), geom.channels * math.prod(geom.kernel), math.prod(geom.out_size)), x.dtype)
+    K.run("im2col", geom, len(x), x, cols)
+    return cols
+
+
+def col2im(cols, geom):
+    x = np.empty(geom.input_shape(len(cols)), cols.dtype)
+    K.run("col2im", geom, len(cols), cols, x)
+    return x
+
+
 def im2col_reference(x, kernel, out, stride, pad, dilation):
     """Plain loops: cols[n, (c, kd, kh, kw), (od, oh, ow)] = x[n, c, id, ih, iw] or 0."""
     n, c, *size = x.shape
@@ -236,18 +261,18 @@ CASES = [  # (channels, batch, size, kernel, stride, pad, dilation)
 
 
 def run_case(dtype, channels, batch, size, kernel, stride, pad, dilation, out=None):
-    out = out or natural_out(size, kernel, stride, pad, dilation)
-    g = K.make_geometry(channels, size, out, kernel, stride, pad, dilation)
+    geom = make_geometry(channels, size, kernel, stride, pad, dilation, out)
+    out = geom.out_size
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, channels) + tuple(size)).astype(dtype)
-    cols = K.im2col(x, g)
+    cols = im2col(x, geom)
     assert np.array_equal(cols, im2col_reference(x, kernel, out, stride, pad, dilation))
     c = rng.standard_normal(cols.shape).astype(dtype)
-    back = K.col2im(c, g, batch)
+    back = col2im(c, geom)
     want = col2im_reference(c, channels, size, kernel, out, stride, pad, dilation)
     tol = 1e-12 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(back.reshape(want.shape), want, rtol=tol, atol=tol)
-    return x, g, out
+    np.testing.assert_allclose(back, want, rtol=tol, atol=tol)
+    return x, geom
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -265,35 +290,34 @@ def test_im2col_output_smaller_and_larger_than_natural():
 
 def test_im2col_hand_computed():
     x = np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)
-    g = K.make_geometry(1, (3, 3), (2, 2), (2, 2))
+    g = make_geometry(1, (3, 3), (2, 2))
     want = np.array([[1, 2, 4, 5],   # kernel offset (0, 0) at the 4 outputs
                      [2, 3, 5, 6],   # (0, 1)
                      [4, 5, 7, 8],   # (1, 0)
                      [5, 6, 8, 9]],  # (1, 1)
                     np.float32)
-    assert np.array_equal(K.im2col(x, g)[0], want)
+    assert np.array_equal(im2col(x, g)[0], want)
     # col2im of all ones counts how many windows cover each pixel
-    counts = K.col2im(np.ones((1, 4, 4), np.float32), g, 1).reshape(3, 3)
+    counts = col2im(np.ones((1, 4, 4), np.float32), g).reshape(3, 3)
     assert np.array_equal(counts, [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
     # zero padding, stride 2: the corners read one real pixel each
-    g = K.make_geometry(1, (3, 3), (2, 2), (2, 2), stride=2, pad=1)
-    assert np.array_equal(K.im2col(x, g)[0], [[0, 0, 0, 5], [0, 0, 4, 6],
-                                              [0, 2, 0, 8], [1, 3, 7, 9]])
+    g = make_geometry(1, (3, 3), (2, 2), stride=(2, 2), pad=(1, 1), out=(2, 2))
+    assert np.array_equal(im2col(x, g)[0], [[0, 0, 0, 5], [0, 0, 4, 6],
+                                            [0, 2, 0, 8], [1, 3, 7, 9]])
 
 
-def assert_adjoint(x, g, batch):
-    cols = K.im2col(x, g)
+def assert_adjoint(x, g):
+    cols = im2col(x, g)
     c = np.random.default_rng(1).standard_normal(cols.shape)
     lhs = np.vdot(cols, c)
-    rhs = np.vdot(x.reshape(-1), K.col2im(c, g, batch).reshape(-1))
+    rhs = np.vdot(x.reshape(-1), col2im(c, g).reshape(-1))
     assert abs(lhs - rhs) <= 1e-12 * (np.abs(cols).sum() * np.abs(c).max(initial=0) + 1)
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_adjoint_identity(case):
-    channels, batch, size = case[:3]
-    x, g, _ = run_case(np.float64, *case)
-    assert_adjoint(x, g, batch)
+    x, g = run_case(np.float64, *case)
+    assert_adjoint(x, g)
 
 
 @st.composite
@@ -318,79 +342,59 @@ def geometries(draw):
 @given(geometries(), st.sampled_from(DTYPES))
 def test_im2col_col2im_hypothesis(geom, dtype):
     channels, batch, size, kernel, stride, pad, dilation, out = geom
-    x, g, _ = run_case(dtype, channels, batch, size, kernel, stride, pad, dilation, out)
+    x, g = run_case(dtype, channels, batch, size, kernel, stride, pad, dilation, out)
     if dtype == np.float64:
-        assert_adjoint(x, g, batch)
-
-
-def test_im2col_accepts_non_contiguous_input():
-    x = np.random.default_rng(2).standard_normal((2, 3, 8, 10))[:, :, ::2, ::2]
-    g = K.make_geometry(3, (4, 5), (2, 3), (3, 3))
-    assert np.array_equal(K.im2col(x, g), im2col_reference(np.ascontiguousarray(x), (3, 3),
-                                                           (2, 3), (1, 1), (0, 0), (1, 1)))
+        assert_adjoint(x, g)
 
 
 def test_im2col_bit_identical_across_thread_counts(restore_threads):
     x = np.random.default_rng(4).standard_normal((4, 16, 20, 20)).astype(np.float32)
-    g = K.make_geometry(16, (20, 20), (10, 10), (3, 3), stride=2, pad=1)
+    g = make_geometry(16, (20, 20), (3, 3), stride=(2, 2), pad=(1, 1))
     c = np.random.default_rng(5).standard_normal((4, 16 * 9, 100)).astype(np.float32)
     results = []
     for threads in (1, 2, 3):
         K.set_num_threads(threads)
-        results.append((K.im2col(x, g).tobytes(), K.col2im(c, g, 4).tobytes()))
+        results.append((im2col(x, g).tobytes(), col2im(c, g).tobytes()))
     assert results[0] == results[1] == results[2]
 
 
-def test_make_geometry_fills_leading_axes():
-    g = K.make_geometry(3, (10,), (4,), (3,), stride=(2,), pad=(1,), dilation=(2,))
+# ---- run and the geometry struct --------------------------------------------------
+
+def test_c_geometry_fills_leading_axes():
+    g = K.c_geometry(make_geometry(3, (10,), (3,), stride=(2,), pad=(1,), dilation=(2,)))
     assert g.channels == 3
-    assert list(K.make_geometry(1, (5, 5), (3, 3), 3, pad=1).pad) == [0, 1, 1]
-    assert list(getattr(g, "in")) == [1, 1, 10]
+    assert list(getattr(g, "in")) == [1, 1, 10]  # "in" is a Python keyword
     assert list(g.out) == [1, 1, 4] and list(g.kernel) == [1, 1, 3]
     assert list(g.stride) == [1, 1, 2] and list(g.pad) == [0, 0, 1]
-    assert list(g.dilation) == [1, 1, 2]
+    assert list(g.dilation) == [1, 1, 2] and list(g.tile) == [1, 1, 1]
+    assert list(K.c_geometry(make_geometry(1, (5, 5), (3, 3), pad=(1, 1))).pad) == [0, 1, 1]
 
 
-def test_im2col_rejects_bad_arguments():
-    g = K.make_geometry(2, (5, 5), (3, 3), (3, 3))
+def test_run_rejects_arrays_c_would_misread():
+    g = make_geometry(2, (5, 5), (3, 3))
     x = np.zeros((1, 2, 5, 5), np.float32)
-    with pytest.raises(ValueError, match=r"\(1, 3, 5, 5\)"):
-        K.im2col(np.zeros((1, 3, 5, 5), np.float32), g)
-    with pytest.raises(ValueError, match="spatial size"):
-        K.im2col(np.zeros((1, 2, 5, 6), np.float32), g)
-    with pytest.raises(ValueError):
-        K.im2col(np.zeros((2, 5, 5), np.float32), g)
-    with pytest.raises(TypeError, match="float32 or float64"):
-        K.im2col(x.astype(np.int32), g)
-    with pytest.raises(TypeError, match="make_geometry"):
-        K.im2col(x, (2, (5, 5)))
-    with pytest.raises(ValueError, match=r"cols has shape"):
-        K.col2im(np.zeros((1, 18, 8), np.float32), g, 1)
-    with pytest.raises(ValueError, match=r"cols has shape"):
-        K.col2im(np.zeros((1, 18, 9), np.float32), g, 2)
-    with pytest.raises(ValueError, match="batch"):
-        K.col2im(np.zeros((1, 18, 9), np.float32), g, -1)
-    # a 1-D geometry takes (N, C, L) and (N, C, 1, L), not (N, C, 2, L)
-    g1 = K.make_geometry(1, (5,), (3,), (3,))
-    assert K.im2col(np.zeros((1, 1, 5)), g1).shape == (1, 3, 3)
-    assert K.im2col(np.zeros((1, 1, 1, 5)), g1).shape == (1, 3, 3)
-    with pytest.raises(ValueError):
-        K.im2col(np.zeros((1, 1, 2, 5)), g1)
+    with pytest.raises(TypeError, match="C-contiguous"):
+        K.run("im2col", g, 1, np.zeros((1, 2, 5, 10), np.float32)[..., ::2], np.empty((1, 18, 9), np.float32))
+    with pytest.raises(TypeError, match="C-contiguous"):
+        K.run("im2col", g, 1, x.astype(np.float64), np.empty((1, 18, 9), np.float32))
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(stride=0), ValueError), (dict(dilation=(1, 0)), ValueError),
-    (dict(pad=-1), ValueError), (dict(kernel=(1, 2, 3, 4)), ValueError),
-    (dict(kernel=()), ValueError), (dict(kernel=(3,)), ValueError),
-    (dict(in_size=(1, 2, 3, 4)), ValueError), (dict(stride=1.0), TypeError),
-    (dict(in_size=(5, "5")), TypeError), (dict(channels=-1), ValueError),
-    (dict(channels=2.0), TypeError), (dict(out_size=(-1, 3)), ValueError),
+@pytest.mark.parametrize("field, value", [
+    ("stride", (0, 1)), ("dilation", (1, 0)), ("in_size", (5, -1)), ("out_size", (-1, 3)),
+    ("kernel", (3, -3)), ("channels", -1),
 ])
-def test_make_geometry_rejects_bad_arguments(kwargs, error):
-    args = dict(channels=1, in_size=(5, 5), out_size=(3, 3), kernel=(3, 3))
-    args.update(kwargs)
-    with pytest.raises(error, match="make_geometry"):
-        K.make_geometry(**args)
+def test_c_rejects_an_inconsistent_geometry(field, value):
+    g = dataclasses.replace(make_geometry(1, (5, 5), (3, 3)), **{field: value})
+    x, cols = np.zeros(25, np.float32), np.zeros(81, np.float32)  # big enough for any of them
+    for kernel, arrays in (("im2col", (x, cols)), ("col2im", (cols, x))):
+        with pytest.raises(ValueError, match=kernel):
+            K.run(kernel, g, 1, *arrays)
+
+
+def test_c_rejects_a_negative_batch():
+    g = make_geometry(1, (5, 5), (3, 3))
+    with pytest.raises(ValueError, match="im2col"):
+        K.run("im2col", g, -1, np.zeros(25, np.float32), np.zeros(81, np.float32))
 
 
 # ---- SIMD selection ---------------------------------------------------------------

@@ -1,0 +1,202 @@
+/* conv_direct_kernel.h — the single-thread work units of the direct
+ * convolution for one SIMD path and one dtype: one output plane of c, one
+ * input plane of h, one (output, input) channel pair of g. conv_direct.c
+ * includes it once per (path, dtype), inside a `#pragma GCC target` region
+ * for the x86 paths, with these defined:
+ *   KT       element type      KNAME(x)  x##_<path>_<dtype>
+ *   KSTRUCT  the table struct type for KT
+ * (all #undef-ed at the end). The loops are plain C; the target in force
+ * decides how wide the compiler vectorises them. No function here takes or
+ * returns a vector, so the portable drivers may call across targets. */
+
+/* Partial sums of a dot product: one 64-byte vector's worth, so that g's
+ * reduction vectorises without -ffast-math (the compiler may not reorder one
+ * running sum, but KLANES independent sums are just an elementwise add). */
+#define KLANES ((int)(64 / sizeof(KT)))
+
+/* y[j] += a * x[j*s], j < n: one output row of c. The s == 1 copy has a
+ * literal unit stride, which the compiler turns into straight vector code. */
+static inline void KNAME(row_axpy)(int64_t n, KT a, const KT *restrict x, int64_t s,
+                                   KT *restrict y)
+{
+    if (s == 1)
+        for (int64_t j = 0; j < n; ++j)
+            y[j] += a * x[j];
+    else
+        for (int64_t j = 0; j < n; ++j)
+            y[j] += a * x[j * s];
+}
+
+/* x[j*s] += a * y[j], j < n: one output row of h scattered back to the input
+ * row it was read from; the transpose of row_axpy. */
+static inline void KNAME(row_scatter)(int64_t n, KT a, const KT *restrict y, int64_t s,
+                                      KT *restrict x)
+{
+    if (s == 1)
+        for (int64_t j = 0; j < n; ++j)
+            x[j] += a * y[j];
+    else
+        for (int64_t j = 0; j < n; ++j)
+            x[j * s] += a * y[j];
+}
+
+/* acc[j % KLANES] += x[j*s] * y[j], j < n: one output row's share of a
+ * weight-gradient entry. Which lane an element lands in depends only on its
+ * position in the row, so the sum is the same at any thread count. */
+static inline void KNAME(row_dot)(int64_t n, const KT *restrict x, int64_t s,
+                                  const KT *restrict y, KT *restrict acc)
+{
+    int64_t j = 0;
+    if (s == 1)
+        for (; j + KLANES <= n; j += KLANES)
+            for (int l = 0; l < KLANES; ++l)
+                acc[l] += x[j + l] * y[j + l];
+    else
+        for (; j + KLANES <= n; j += KLANES)
+            for (int l = 0; l < KLANES; ++l)
+                acc[l] += x[(j + l) * s] * y[j + l];
+    for (int l = 0; j + l < n; ++l)
+        acc[l] += x[(j + l) * s] * y[j + l];
+}
+
+/* c for one (image, output channel): y (one oD x oH x oW plane) = sum over
+ * the group's input planes x[i] and kernel offsets of w[i, k] * shifted x[i].
+ * Loop order: input channel and kernel offset outermost, so each weight is
+ * one scalar; then output rows, so the innermost loop adds a whole output
+ * row times that scalar, reading the input row at the stride, with its
+ * padding cut off in advance by valid_range instead of tested per element.
+ * The y plane and the current x plane are reused across all (i, k): cache. */
+static void KNAME(forward)(const mc_geometry *g, const KT *restrict x,
+                           const KT *restrict w, KT *restrict y)
+{
+    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
+    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t s = g->stride[2];
+    const int64_t cin_g = g->channels / g->groups;
+
+    memset(y, 0, (size_t)(oD * oH * oW) * sizeof(KT));
+    for (int64_t i = 0; i < cin_g; ++i, x += D * H * W)
+    for (int64_t kd = 0; kd < g->kernel[0]; ++kd)
+    for (int64_t kh = 0; kh < g->kernel[1]; ++kh)
+    for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
+        const KT wv = *w++;
+        const int64_t w_off = kw * g->dilation[2] - g->pad[2];
+        int64_t lo, hi;
+        valid_range(w_off, s, W, oW, &lo, &hi);
+        if (lo >= hi)
+            continue;
+        for (int64_t od = 0; od < oD; ++od) {
+            const int64_t id = od * g->stride[0] + kd * g->dilation[0] - g->pad[0];
+            if (!in_range(id, D))
+                continue;
+            for (int64_t oh = 0; oh < oH; ++oh) {
+                const int64_t ih = oh * g->stride[1] + kh * g->dilation[1] - g->pad[1];
+                if (!in_range(ih, H))
+                    continue;
+                KNAME(row_axpy)(hi - lo, wv, x + (id * H + ih) * W + lo * s + w_off, s,
+                                y + (od * oH + oh) * oW + lo);
+            }
+        }
+    }
+}
+
+/* h for one (image, input channel): x (one D x H x W plane) = the sum, over
+ * the output channels o of its group, of w[o, i, k] * y[o] scattered back to
+ * where c read it. w points at w[first o of the group, i], y at that o's plane.
+ * Loop order: forward's with the roles of x and y swapped — output channel
+ * and kernel offset outermost (one scalar weight), then output rows; the
+ * innermost loop adds a whole output row into the input row at the stride.
+ * This thread owns the x plane, so the adds need no synchronisation. */
+static void KNAME(input_grad)(const mc_geometry *g, const KT *restrict w,
+                              const KT *restrict y, KT *restrict x)
+{
+    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
+    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t s = g->stride[2];
+    const int64_t cin_g = g->channels / g->groups, cout_g = g->out_channels / g->groups;
+    const int64_t K = spatial_size(g->kernel);
+
+    memset(x, 0, (size_t)(D * H * W) * sizeof(KT));
+    for (int64_t o = 0; o < cout_g; ++o, w += cin_g * K, y += oD * oH * oW) {
+        const KT *wk = w;
+        for (int64_t kd = 0; kd < g->kernel[0]; ++kd)
+        for (int64_t kh = 0; kh < g->kernel[1]; ++kh)
+        for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
+            const KT wv = *wk++;
+            const int64_t w_off = kw * g->dilation[2] - g->pad[2];
+            int64_t lo, hi;
+            valid_range(w_off, s, W, oW, &lo, &hi);
+            if (lo >= hi)
+                continue;
+            for (int64_t od = 0; od < oD; ++od) {
+                const int64_t id = od * g->stride[0] + kd * g->dilation[0] - g->pad[0];
+                if (!in_range(id, D))
+                    continue;
+                for (int64_t oh = 0; oh < oH; ++oh) {
+                    const int64_t ih = oh * g->stride[1] + kh * g->dilation[1] - g->pad[1];
+                    if (!in_range(ih, H))
+                        continue;
+                    KNAME(row_scatter)(hi - lo, wv, y + (od * oH + oh) * oW + lo, s,
+                                       x + (id * H + ih) * W + lo * s + w_off);
+                }
+            }
+        }
+    }
+}
+
+/* g for one (output channel o, input channel i of its group): w[o, i, :]
+ * (kD*kH*kW entries) = the correlation of y[n, o] with x[n, i] summed over the
+ * batch. x points at x[0, i], y at y[0, o]; images are a whole x / y apart.
+ * Loop order: kernel offset outermost, because each offset is one output
+ * entry and its KLANES partial sums; then images and output rows in order,
+ * the innermost loop a dot product of an output row with the input row read
+ * at the stride. Every entry is summed in the same order at any thread count. */
+static void KNAME(weight_grad)(const mc_geometry *g, int64_t batch, const KT *restrict x,
+                               const KT *restrict y, KT *restrict w)
+{
+    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
+    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t s = g->stride[2];
+    const int64_t x_image = g->channels * D * H * W;
+    const int64_t y_image = g->out_channels * oD * oH * oW;
+
+    for (int64_t kd = 0; kd < g->kernel[0]; ++kd)
+    for (int64_t kh = 0; kh < g->kernel[1]; ++kh)
+    for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
+        KT acc[KLANES];
+        for (int l = 0; l < KLANES; ++l)
+            acc[l] = 0;
+        const int64_t w_off = kw * g->dilation[2] - g->pad[2];
+        int64_t lo, hi;
+        valid_range(w_off, s, W, oW, &lo, &hi);
+        for (int64_t n = 0; n < batch && lo < hi; ++n) {
+            const KT *xn = x + n * x_image, *yn = y + n * y_image;
+            for (int64_t od = 0; od < oD; ++od) {
+                const int64_t id = od * g->stride[0] + kd * g->dilation[0] - g->pad[0];
+                if (!in_range(id, D))
+                    continue;
+                for (int64_t oh = 0; oh < oH; ++oh) {
+                    const int64_t ih = oh * g->stride[1] + kh * g->dilation[1] - g->pad[1];
+                    if (!in_range(ih, H))
+                        continue;
+                    KNAME(row_dot)(hi - lo, xn + (id * H + ih) * W + lo * s + w_off, s,
+                                   yn + (od * oH + oh) * oW + lo, acc);
+                }
+            }
+        }
+        KT sum = 0;
+        for (int l = 0; l < KLANES; ++l)
+            sum += acc[l];
+        *w++ = sum;
+    }
+}
+
+static const struct KSTRUCT KNAME(conv_direct) = {
+    KNAME(forward), KNAME(input_grad), KNAME(weight_grad),
+};
+
+#undef KLANES
+/* The parameters are this inclusion's only: the next one defines its own. */
+#undef KT
+#undef KNAME
+#undef KSTRUCT

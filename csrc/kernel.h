@@ -1,0 +1,64 @@
+/* kernel.h — small helpers shared by the kernel files (not part of the cdef:
+ * only mc.h is). Every function here is static inline. */
+#ifndef MC_KERNEL_H
+#define MC_KERNEL_H
+
+#include <stdint.h>
+
+#include "mc.h"
+
+/* Caffe's unsigned bounds trick: a negative index turns into a huge unsigned
+ * one, so one compare checks both ends. */
+static inline int in_range(int64_t i, int64_t n) { return (uint64_t)i < (uint64_t)n; }
+
+/* The output positions ow in [*lo, *hi) whose input column off + ow*stride
+ * lies in [0, n); all other positions read padding. Computed once per kernel
+ * column so the inner loop has no bounds test. */
+static inline void valid_range(int64_t off, int64_t stride, int64_t n, int64_t out,
+                        int64_t *lo, int64_t *hi)
+{
+    int64_t first = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int64_t end = n - 1 - off < 0 ? 0 : (n - 1 - off) / stride + 1;
+    if (end > out)
+        end = out;
+    if (first > end)
+        first = end;
+    *lo = first;
+    *hi = end;
+}
+
+/* Sizes must be >= 0, stride and dilation >= 1. Any padding is memory-safe
+ * (every read is bounds-checked), so it is not restricted here. */
+static inline int geometry_ok(const mc_geometry *g, int64_t batch)
+{
+    if (!g || batch < 0 || g->channels < 0)
+        return 0;
+    for (int a = 0; a < 3; ++a)
+        if (g->in[a] < 0 || g->out[a] < 0 || g->kernel[a] < 0
+            || g->stride[a] < 1 || g->dilation[a] < 1)
+            return 0;
+    return 1;
+}
+
+/* Waking a sleeping thread costs tens of microseconds, more than small
+ * problems take; below ~64K elements moved, stay on the calling thread. */
+static inline int threads_for(int64_t tasks, int64_t elements)
+{
+    int nt = mc_get_num_threads();
+    if (elements < (1 << 16))
+        return 1;
+    return tasks < nt ? (int)(tasks > 0 ? tasks : 1) : nt;
+}
+
+static inline int64_t spatial_size(const int64_t size[3]) { return size[0] * size[1] * size[2]; }
+
+/* A convolution also needs out_channels >= 0 and groups >= 1 dividing both
+ * channel counts: the kernels index channels by group, and a group that does
+ * not divide would read past the ends of x and w. */
+static inline int conv_geometry_ok(const mc_geometry *g, int64_t batch)
+{
+    return geometry_ok(g, batch) && g->out_channels >= 0 && g->groups >= 1
+        && g->channels % g->groups == 0 && g->out_channels % g->groups == 0;
+}
+
+#endif

@@ -1,0 +1,118 @@
+/* pool.c — the pooling kernels, float and double from one body (pool_body.h):
+ *
+ *   max pooling and adaptive max pooling   -> values and the index of each window's maximum
+ *   scatter / gather by index              -> max pooling's gradient, its gradient, and unpooling
+ *   average pooling and its adjoint        -> each is the other's gradient
+ *
+ * Every kernel is parallel over (image, channel) planes: a plane is one task, read and written by
+ * one thread in a fixed order, so results are bit-identical at any thread count. Max and average
+ * pooling sweep one output row at a time: for each kernel tap in scan order, the whole row is
+ * updated from one input row, over a precomputed range of in-bounds columns, so the innermost
+ * loop has no bounds test and no branch and vectorises. Each output element still sees its window
+ * in scan order, which the tie and NaN rules rely on. Memory-bound, so built once, without SIMD
+ * variants. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mc.h"
+#include "kernel.h"
+
+/* The taps start, start + step, ... (fewer than k of them) that land in [0, n), as the input
+ * coordinates [*lo, *hi) walked by step; empty when none does. */
+static inline void tap_range(int64_t start, int64_t k, int64_t step, int64_t n,
+                             int64_t *lo, int64_t *hi)
+{
+    int64_t first = start >= 0 ? 0 : (-start + step - 1) / step;
+    int64_t end = n > start ? (n - start + step - 1) / step : 0;
+    if (end > k)
+        end = k;
+    if (first > end)
+        first = end;
+    *lo = start + first * step;
+    *hi = start + end * step;
+}
+
+/* PyTorch's average-pooling divisor along one axis: the window clipped to the padded input
+ * [-pad, n + pad) (ceil_mode windows may hang past it), and further to [0, n) when padding does
+ * not count. */
+static inline int64_t window_count(int64_t start, int64_t k, int64_t pad, int64_t n,
+                                   int64_t count_include_pad)
+{
+    int64_t end = start + k < n + pad ? start + k : n + pad;
+    if (!count_include_pad) {
+        start = start > 0 ? start : 0;
+        end = end < n ? end : n;
+    }
+    return end - start;
+}
+
+static inline int64_t plane_size(const int64_t size[3]) { return size[0] * size[1] * size[2]; }
+
+/* What every plane shares, computed once per call so that the loops over a plane divide nothing:
+ * for each output position o of each axis, the in-bounds window [lo, hi) of adaptive pooling, or
+ * average pooling's divisor factor count; and for each kernel column kw, the output columns
+ * [first, end) whose tap kw lands inside the input row (the others read padding). */
+struct windows {
+    int64_t *lo[3], *hi[3], *count[3];
+    int64_t *first, *end;
+    int64_t *buffer;
+};
+
+static int windows_make(struct windows *win, const mc_geometry *g, int adaptive, int64_t count_include_pad)
+{
+    const int64_t total = 3 * (g->out[0] + g->out[1] + g->out[2]) + 2 * g->kernel[2];
+    int64_t *next = win->buffer = malloc((size_t)(total + 1) * sizeof(int64_t));
+    if (!next)
+        return MC_ERR_NOMEM;
+    for (int a = 0; a < 3; ++a) {
+        const int64_t out = g->out[a];
+        win->lo[a] = next;
+        win->hi[a] = next + out;
+        win->count[a] = next + 2 * out;
+        next += 3 * out;
+        for (int64_t o = 0; o < out; ++o) {
+            const int64_t start = o * g->stride[a] - g->pad[a];
+            if (adaptive) {  /* PyTorch's [floor(o * in / out), ceil((o + 1) * in / out)) */
+                win->lo[a][o] = o * g->in[a] / out;
+                win->hi[a][o] = ((o + 1) * g->in[a] + out - 1) / out;
+            } else {
+                tap_range(start, g->kernel[a], g->dilation[a], g->in[a], &win->lo[a][o], &win->hi[a][o]);
+            }
+            win->count[a][o] = window_count(start, g->kernel[a], g->pad[a], g->in[a], count_include_pad);
+        }
+    }
+    win->first = next;
+    win->end = next + g->kernel[2];
+    for (int64_t kw = 0; kw < g->kernel[2]; ++kw)
+        valid_range(kw * g->dilation[2] - g->pad[2], g->stride[2], g->in[2], g->out[2],
+                    &win->first[kw], &win->end[kw]);
+    return MC_OK;
+}
+
+/* Planes of batch * channels, elements touched per plane: the OpenMP thread count. */
+static inline int pool_threads(const mc_geometry *g, int64_t batch)
+{
+    const int64_t planes = batch * g->channels;
+    return threads_for(planes, planes * (plane_size(g->in) + plane_size(g->out)));
+}
+
+/* TAP: the index type of max pooling's row scratch, as wide as T so that comparisons and
+ * selections of values and indices vectorise lane for lane (float planes are limited to 2^31
+ * elements for it). */
+#define T float
+#define TAP int32_t
+#define SUFFIX(name) name##_f32
+#include "pool_body.h"
+#undef T
+#undef TAP
+#undef SUFFIX
+
+#define T double
+#define TAP int64_t
+#define SUFFIX(name) name##_f64
+#include "pool_body.h"
+#undef T
+#undef TAP
+#undef SUFFIX

@@ -1,0 +1,274 @@
+/* pool_body.h — the pooling kernels for one dtype. pool.c includes it once per dtype with T (the
+ * element type), TAP (an index type as wide as T) and SUFFIX(name) (name##_f32 / _f64) defined.
+ * A plane is one (image, channel) pair: in = D*H*W elements of x, out = oD*oH*oW of y. */
+
+/* One plane of max pooling. Row by row: for each tap (kd, kh, kw) in scan order, every output
+ * column ow of the row compares its running maximum with its tap. An element replaces the
+ * maximum when it is larger or NaN, or when the window has none yet: so the first maximum in
+ * scan order wins a tie, NaN propagates (the last NaN is kept, as PyTorch does), a window of -inf
+ * still points at an element, and a window with no element inside the input (possible with
+ * dilation) gives -inf and index -1, which scatter and gather skip. */
+static void SUFFIX(max_plane)(const mc_geometry *g, const struct windows *win, const T *restrict x,
+                              TAP *restrict at, int64_t *restrict index, T *restrict y)
+{
+    const int64_t D = g->in[0], H = g->in[1], W = g->in[2], s = g->stride[2];
+    const int64_t oW = g->out[2];
+    for (int64_t od = 0; od < g->out[0]; ++od)
+    for (int64_t oh = 0; oh < g->out[1]; ++oh, y += oW, index += oW) {
+        for (int64_t ow = 0; ow < oW; ++ow) {
+            y[ow] = -INFINITY;
+            at[ow] = -1;
+        }
+        for (int64_t kd = 0; kd < g->kernel[0]; ++kd) {
+            const int64_t id = od * g->stride[0] - g->pad[0] + kd * g->dilation[0];
+            if (!in_range(id, D))
+                continue;
+            for (int64_t kh = 0; kh < g->kernel[1]; ++kh) {
+                const int64_t ih = oh * g->stride[1] - g->pad[1] + kh * g->dilation[1];
+                if (!in_range(ih, H))
+                    continue;
+                const T *restrict row = x + (id * H + ih) * W;
+                const TAP base = (TAP)((id * H + ih) * W);
+                for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
+                    const int64_t off = kw * g->dilation[2] - g->pad[2];
+                    for (int64_t ow = win->first[kw]; ow < win->end[kw]; ++ow) {
+                        const T v = row[ow * s + off];
+                        const int take = (v > y[ow]) | (v != v) | (at[ow] < 0);
+                        y[ow] = take ? v : y[ow];
+                        at[ow] = take ? base + (TAP)(ow * s + off) : at[ow];
+                    }
+                }
+            }
+        }
+        for (int64_t ow = 0; ow < oW; ++ow)
+            index[ow] = at[ow];
+    }
+}
+
+/* One plane of adaptive max pooling: windows differ in size, so one element at a time, with the
+ * same rules as max_plane. */
+static void SUFFIX(adaptive_max_plane)(const mc_geometry *g, const struct windows *win,
+                                       const T *restrict x, int64_t *restrict index, T *restrict y)
+{
+    const int64_t H = g->in[1], W = g->in[2];
+    for (int64_t od = 0; od < g->out[0]; ++od)
+    for (int64_t oh = 0; oh < g->out[1]; ++oh)
+    for (int64_t ow = 0; ow < g->out[2]; ++ow, ++y, ++index) {
+        T best = -INFINITY;
+        int64_t at = -1;
+        for (int64_t d = win->lo[0][od]; d < win->hi[0][od]; ++d)
+            for (int64_t h = win->lo[1][oh]; h < win->hi[1][oh]; ++h)
+                for (int64_t w = win->lo[2][ow]; w < win->hi[2][ow]; ++w) {
+                    const T v = x[(d * H + h) * W + w];
+                    if (v > best || v != v || at < 0) {
+                        best = v;
+                        at = (d * H + h) * W + w;
+                    }
+                }
+        *y = best;
+        *index = at;
+    }
+}
+
+static int SUFFIX(max_forward)(const mc_geometry *g, int64_t batch, int adaptive,
+                               const T *restrict x, int64_t *restrict indices, T *restrict y)
+{
+    if (!geometry_ok(g, batch))
+        return MC_ERR_ARG;
+    const int64_t planes = batch * g->channels, in = plane_size(g->in), out = plane_size(g->out);
+    if (sizeof(TAP) < sizeof(int64_t) && in > INT32_MAX)
+        return MC_ERR_ARG;
+    if (adaptive)
+        for (int a = 0; a < 3; ++a)
+            if (g->out[a] < 1 || g->in[a] < 1)
+                return MC_ERR_ARG;
+    struct windows win;
+    if (windows_make(&win, g, adaptive, 1) != MC_OK)
+        return MC_ERR_NOMEM;
+    const int nt = pool_threads(g, batch);
+    if (adaptive) {
+        #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+        for (int64_t p = 0; p < planes; ++p)
+            SUFFIX(adaptive_max_plane)(g, &win, x + p * in, indices + p * out, y + p * out);
+    } else {
+        int failed = 0;
+        #pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            TAP *at = malloc((size_t)g->out[2] * sizeof(TAP) + 1);
+            #pragma omp for schedule(static)
+            for (int64_t p = 0; p < planes; ++p) {
+                if (at)
+                    SUFFIX(max_plane)(g, &win, x + p * in, at, indices + p * out, y + p * out);
+                else {
+                    #pragma omp atomic write
+                    failed = 1;
+                }
+            }
+            free(at);
+        }
+        if (failed) {
+            free(win.buffer);
+            return MC_ERR_NOMEM;
+        }
+    }
+    free(win.buffer);
+    return MC_OK;
+}
+
+int SUFFIX(mc_max_pool_forward)(const mc_geometry *g, int64_t batch, const T *restrict x,
+                                int64_t *restrict indices, T *restrict y)
+{
+    return SUFFIX(max_forward)(g, batch, 0, x, indices, y);
+}
+
+int SUFFIX(mc_adaptive_max_pool_forward)(const mc_geometry *g, int64_t batch, const T *restrict x,
+                                         int64_t *restrict indices, T *restrict y)
+{
+    return SUFFIX(max_forward)(g, batch, 1, x, indices, y);
+}
+
+/* x = 0, then x[index[o]] += y[o] (accumulate) or = y[o] (the last write wins), per plane in
+ * output order. Indices outside the plane (-1 of an empty window) are skipped. */
+int SUFFIX(mc_max_pool_scatter)(const mc_geometry *g, int64_t batch, int64_t accumulate,
+                                const int64_t *restrict indices, const T *restrict y, T *restrict x)
+{
+    if (!geometry_ok(g, batch))
+        return MC_ERR_ARG;
+    const int64_t planes = batch * g->channels, in = plane_size(g->in), out = plane_size(g->out);
+    const int nt = pool_threads(g, batch);
+
+    #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t p = 0; p < planes; ++p) {
+        T *restrict xp = x + p * in;
+        const T *restrict yp = y + p * out;
+        const int64_t *restrict ip = indices + p * out;
+        memset(xp, 0, (size_t)in * sizeof(T));
+        if (accumulate) {
+            for (int64_t o = 0; o < out; ++o)
+                if (in_range(ip[o], in))
+                    xp[ip[o]] += yp[o];
+        } else {
+            for (int64_t o = 0; o < out; ++o)
+                if (in_range(ip[o], in))
+                    xp[ip[o]] = yp[o];
+        }
+    }
+    return MC_OK;
+}
+
+/* y[o] = x[index[o]] per plane (0 for an index outside the plane): the adjoint of the
+ * accumulating scatter. */
+int SUFFIX(mc_max_pool_gather)(const mc_geometry *g, int64_t batch, const int64_t *restrict indices,
+                               const T *restrict x, T *restrict y)
+{
+    if (!geometry_ok(g, batch))
+        return MC_ERR_ARG;
+    const int64_t planes = batch * g->channels, in = plane_size(g->in), out = plane_size(g->out);
+    const int nt = pool_threads(g, batch);
+
+    #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t p = 0; p < planes; ++p) {
+        const T *restrict xp = x + p * in;
+        T *restrict yp = y + p * out;
+        const int64_t *restrict ip = indices + p * out;
+        for (int64_t o = 0; o < out; ++o)
+            yp[o] = in_range(ip[o], in) ? xp[ip[o]] : (T)0;
+    }
+    return MC_OK;
+}
+
+/* One plane of average pooling (adjoint == 0) or of its adjoint (adjoint == 1), row by row like
+ * max_plane. Forward: the row's sums gather tap by tap in scan order, then each is divided by
+ * its divisor. Adjoint: x = 0; each output over its divisor (the row `share`) is added to the
+ * elements of its window, tap by tap. Padding reads as zero; dilation 1. */
+static void SUFFIX(avg_plane)(const mc_geometry *g, const struct windows *win, int adjoint,
+                              int64_t divisor_override, T *restrict share, T *restrict x,
+                              T *restrict y)
+{
+    const int64_t D = g->in[0], H = g->in[1], W = g->in[2], s = g->stride[2];
+    const int64_t oW = g->out[2];
+    const int64_t *restrict count_w = win->count[2];
+    if (adjoint)
+        memset(x, 0, (size_t)plane_size(g->in) * sizeof(T));
+    for (int64_t od = 0; od < g->out[0]; ++od)
+    for (int64_t oh = 0; oh < g->out[1]; ++oh, y += oW) {
+        const int64_t area = win->count[0][od] * win->count[1][oh];
+        if (adjoint) {
+            for (int64_t ow = 0; ow < oW; ++ow)
+                share[ow] = y[ow] / (T)(divisor_override > 0 ? divisor_override : area * count_w[ow]);
+        } else {
+            for (int64_t ow = 0; ow < oW; ++ow)
+                y[ow] = 0;
+        }
+        for (int64_t kd = 0; kd < g->kernel[0]; ++kd) {
+            const int64_t id = od * g->stride[0] - g->pad[0] + kd;
+            if (!in_range(id, D))
+                continue;
+            for (int64_t kh = 0; kh < g->kernel[1]; ++kh) {
+                const int64_t ih = oh * g->stride[1] - g->pad[1] + kh;
+                if (!in_range(ih, H))
+                    continue;
+                T *restrict row = x + (id * H + ih) * W;
+                for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
+                    const int64_t off = kw - g->pad[2];
+                    if (adjoint) {
+                        for (int64_t ow = win->first[kw]; ow < win->end[kw]; ++ow)
+                            row[ow * s + off] += share[ow];
+                    } else {
+                        for (int64_t ow = win->first[kw]; ow < win->end[kw]; ++ow)
+                            y[ow] += row[ow * s + off];
+                    }
+                }
+            }
+        }
+        if (!adjoint)
+            for (int64_t ow = 0; ow < oW; ++ow)
+                y[ow] /= (T)(divisor_override > 0 ? divisor_override : area * count_w[ow]);
+    }
+}
+
+static int SUFFIX(avg)(const mc_geometry *g, int64_t batch, int adjoint, int64_t count_include_pad,
+                       int64_t divisor_override, T *restrict x, T *restrict y)
+{
+    if (!geometry_ok(g, batch) || divisor_override < 0)
+        return MC_ERR_ARG;
+    for (int a = 0; a < 3; ++a)
+        if (g->dilation[a] != 1)
+            return MC_ERR_ARG;
+    struct windows win;
+    if (windows_make(&win, g, 0, count_include_pad) != MC_OK)
+        return MC_ERR_NOMEM;
+    const int64_t planes = batch * g->channels, in = plane_size(g->in), out = plane_size(g->out);
+    const int nt = pool_threads(g, batch);
+    int failed = 0;
+
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        T *share = malloc((size_t)g->out[2] * sizeof(T) + 1);  /* the adjoint's row scratch */
+        #pragma omp for schedule(static)
+        for (int64_t p = 0; p < planes; ++p) {
+            if (share)
+                SUFFIX(avg_plane)(g, &win, adjoint, divisor_override, share, x + p * in, y + p * out);
+            else {
+                #pragma omp atomic write
+                failed = 1;
+            }
+        }
+        free(share);
+    }
+    free(win.buffer);
+    return failed ? MC_ERR_NOMEM : MC_OK;
+}
+
+/* The casts drop `const` from the array that is only read in that direction. */
+int SUFFIX(mc_avg_pool_forward)(const mc_geometry *g, int64_t batch, int64_t count_include_pad,
+                                int64_t divisor_override, const T *restrict x, T *restrict y)
+{
+    return SUFFIX(avg)(g, batch, 0, count_include_pad, divisor_override, (T *)x, y);
+}
+
+int SUFFIX(mc_avg_pool_adjoint)(const mc_geometry *g, int64_t batch, int64_t count_include_pad,
+                                int64_t divisor_override, const T *restrict y, T *restrict x)
+{
+    return SUFFIX(avg)(g, batch, 1, count_include_pad, divisor_override, x, (T *)y);
+}

@@ -1,0 +1,449 @@
+"""The convolution kernels c, h and g (csrc/conv_direct.c, csrc/conv_im2col.c) called through
+`_kernels.run` with a Geometry built by hand:
+
+- every entry point (3 roles x 2 algorithms x float32/float64, on every SIMD path) against a
+  plain numpy reference, for 1-D, 2-D and 3-D, stride, asymmetric padding, dilation, groups,
+  depthwise, batches and chunks, and the 1x1 path that skips im2col;
+- direct against im2col, and the adjoint identities <c(x,w), y> = <x, h(w,y)> = <w, g(x,y)>;
+- bit-identical results at 1, 2 and 3 threads, and for any chunk;
+- hypothesis-drawn geometries, a hand-computed case, torch as an oracle when installed;
+- C refusing an inconsistent geometry instead of crashing.
+"""
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minitorch_conv import _kernels as K
+from minitorch_conv.geometry import Geometry
+
+DTYPES = [np.float32, np.float64]
+ROLES = ["forward", "input_grad", "weight_grad"]
+ALGORITHMS = ["direct", "im2col"]
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+@pytest.fixture(params=["avx512", "avx2", "generic"])
+def simd(request):
+    """Run the test on one SIMD path; skip paths this CPU cannot run."""
+    before = K.simd_path()
+    if K.set_simd(request.param) != request.param:
+        K.set_simd(before)
+        pytest.skip(f"this CPU does not run the {request.param} path")
+    yield request.param
+    K.set_simd(before)
+
+
+@pytest.fixture
+def restore_threads():
+    before = K.get_num_threads()
+    yield
+    K.set_num_threads(before)
+
+
+# ---- geometry and calls -----------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One convolution problem; per-axis tuples, pad_after may differ from pad."""
+    batch: int
+    channels: int
+    out_channels: int
+    size: tuple
+    kernel: tuple
+    stride: tuple = None
+    pad: tuple = None
+    pad_after: tuple = None
+    dilation: tuple = None
+    groups: int = 1
+
+    def geometry(self):
+        nd = len(self.size)
+        stride, dilation = self.stride or (1,) * nd, self.dilation or (1,) * nd
+        pad = self.pad or (0,) * nd
+        after = self.pad_after or pad
+        out = tuple((i + p + q - d * (k - 1) - 1) // s + 1 for i, p, q, d, k, s
+                    in zip(self.size, pad, after, dilation, self.kernel, stride))
+        return Geometry(channels=self.channels, in_size=self.size, out_size=out, kernel=self.kernel,
+                        stride=stride, pad=pad, pad_after=after, dilation=dilation,
+                        out_channels=self.out_channels, groups=self.groups)
+
+
+CASES = {
+    "1d": Case(2, 3, 4, (11,), (3,)),
+    "1d-stride-dilation-asym-pad": Case(3, 2, 3, (13,), (3,), (2,), (2,), (0,), (2,)),
+    "1d-groups": Case(2, 4, 6, (9,), (2,), (1,), (1,), (1,), groups=2),
+    "2d": Case(1, 3, 2, (7, 6), (3, 3), pad=(1, 1)),
+    "2d-stride-dilation-asym-pad": Case(3, 2, 3, (9, 8), (3, 2), (2, 3), (1, 0), (2, 1), (1, 2)),
+    "2d-groups": Case(2, 6, 4, (6, 7), (3, 3), (1, 2), (1, 1), groups=2),
+    "2d-depthwise": Case(3, 4, 4, (8, 7), (3, 3), (1, 1), (1, 1), groups=4),
+    "2d-depthwise-multiplier": Case(2, 3, 6, (6, 6), (2, 3), (2, 1), (0, 1), (1, 1), groups=3),
+    "2d-same-stride2": Case(2, 2, 3, (7, 8), (3, 3), (2, 2), (1, 0), (1, 1)),  # TF "same": odd pad at the end
+    "2d-full": Case(1, 2, 2, (4, 5), (3, 2), pad=(2, 1)),
+    "2d-kernel-larger-than-stride-gap": Case(2, 1, 2, (10, 10), (2, 2), (4, 3), (0, 1)),
+    "2d-1x1-fast-path": Case(3, 5, 4, (6, 7), (1, 1)),
+    "2d-1x1-fast-path-groups": Case(2, 6, 4, (5, 3), (1, 1), groups=2),
+    "2d-1x1-stride2": Case(2, 3, 2, (7, 6), (1, 1), (2, 2)),
+    "2d-1x1-padded": Case(2, 3, 2, (4, 4), (1, 1), pad=(1, 0)),
+    "3d": Case(2, 2, 3, (4, 5, 6), (2, 3, 2), (1, 2, 2), (1, 0, 1), (0, 1, 1), (2, 1, 2)),
+    "3d-groups": Case(3, 4, 2, (3, 4, 4), (3, 3, 3), pad=(1, 1, 1), groups=2),
+    "3d-1x1x1": Case(2, 3, 2, (3, 4, 5), (1, 1, 1)),
+}
+
+
+def shapes(geom, batch):
+    """Shapes of x, w, y."""
+    w = (geom.out_channels, geom.channels // geom.groups, *geom.kernel)
+    return geom.input_shape(batch), w, geom.output_shape(batch)
+
+
+def workspace_size(geom, chunk):
+    return chunk * geom.channels * math.prod(geom.kernel) * math.prod(geom.out_size)
+
+
+def conv(role, algorithm, geom, batch, a, b, chunk=None):
+    """The C kernel for role: forward(x, w) -> y, input_grad(w, y) -> x, weight_grad(x, y) -> w.
+    The output and workspace are cut from larger buffers whose tails are checked afterwards,
+    and the output starts as NaN, so a kernel that writes out of bounds or leaves an element
+    unwritten fails."""
+    x_shape, w_shape, y_shape = shapes(geom, batch)
+    out_shape = {"forward": y_shape, "input_grad": x_shape, "weight_grad": w_shape}[role]
+    out_size = math.prod(out_shape)
+    out_buf = np.full(out_size + 7, np.nan, a.dtype)
+    out_buf[out_size:] = 42
+    out = out_buf[:out_size].reshape(out_shape)
+    if algorithm == "direct":
+        K.run(f"conv_{role}_direct", geom, batch, a, b, out)
+    else:
+        chunk = chunk or max(batch, 1)
+        size = workspace_size(geom, min(chunk, max(batch, 1)))
+        work_buf = np.full(size + 7, 42, a.dtype)
+        K.run(f"conv_{role}_im2col", geom, batch, a, b, work_buf[:size], out, chunk=chunk)
+        assert np.all(work_buf[size:] == 42), "wrote past the workspace"
+    assert np.all(out_buf[out_size:] == 42), "wrote past the output"
+    return out
+
+
+def operands(role, geom, batch, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x_shape, w_shape, y_shape = shapes(geom, batch)
+    x, w, y = (rng.standard_normal(s).astype(dtype) for s in (x_shape, w_shape, y_shape))
+    return {"forward": (x, w), "input_grad": (w, y), "weight_grad": (x, y)}[role]
+
+
+# ---- the numpy reference ----------------------------------------------------------
+# Written from the definition y[n,o,p] = sum_{i in group(o), k} w[o,i,k] x[n,i, p*stride + k*dilation - pad]
+# on an explicitly zero-padded input: `patches` lists, for every kernel offset k, the strided
+# slice of the padded input that offset reads; c, h and g are then one einsum each (h scatters
+# through the same slices and crops the padding off).
+
+def padded_extent(geom):
+    """Padding before and after each axis so that every window lies inside the padded input."""
+    need = [(o - 1) * s + (k - 1) * d + 1 for o, s, k, d in
+            zip(geom.out_size, geom.stride, geom.kernel, geom.dilation)]
+    return [(p, max(0, n - p - i)) for p, n, i in zip(geom.pad, need, geom.in_size)]
+
+
+def offset_slices(geom):
+    """For each kernel offset (kd, kh, kw): the slices of the padded input it reads."""
+    for kk in itertools.product(*map(range, geom.kernel)):
+        yield tuple(slice(k * d, k * d + (o - 1) * s + 1, s) for k, d, o, s in
+                    zip(kk, geom.dilation, geom.out_size, geom.stride))
+
+
+def patches(x, geom):
+    """(N, groups, C_in/groups, K, L) with K = kernel offsets, L = output positions."""
+    xp = np.pad(x, [(0, 0), (0, 0)] + padded_extent(geom))
+    p = np.stack([xp[(slice(None), slice(None)) + sl] for sl in offset_slices(geom)], axis=2)
+    return p.reshape(len(x), geom.groups, geom.channels // geom.groups, -1, math.prod(geom.out_size))
+
+
+def w_grouped(w, geom):
+    """(groups, C_out/groups, C_in/groups, K)"""
+    return w.reshape(geom.groups, geom.out_channels // geom.groups, geom.channels // geom.groups, -1)
+
+
+def y_grouped(y, geom):
+    """(N, groups, C_out/groups, L)"""
+    return y.reshape(len(y), geom.groups, geom.out_channels // geom.groups, -1)
+
+
+def ref_forward(x, w, geom):
+    y = np.einsum("ngckl,gock->ngol", patches(x, geom), w_grouped(w, geom))
+    return y.reshape(geom.output_shape(len(x)))
+
+
+def ref_input_grad(w, y, geom):
+    cols = np.einsum("gock,ngol->ngckl", w_grouped(w, geom), y_grouped(y, geom))
+    cols = cols.reshape(len(y), geom.channels, cols.shape[3], *geom.out_size)
+    extent = padded_extent(geom)
+    xp = np.zeros((len(y), geom.channels) + tuple(i + a + b for i, (a, b) in zip(geom.in_size, extent)))
+    for k, sl in enumerate(offset_slices(geom)):
+        xp[(slice(None), slice(None)) + sl] += cols[:, :, k]
+    crop = tuple(slice(a, a + i) for (a, _), i in zip(extent, geom.in_size))
+    return xp[(slice(None), slice(None)) + crop]
+
+
+def ref_weight_grad(x, y, geom):
+    w = np.einsum("ngckl,ngol->gock", patches(x, geom), y_grouped(y, geom))
+    return w.reshape(shapes(geom, 0)[1])
+
+
+REFERENCE = {"forward": ref_forward, "input_grad": ref_input_grad, "weight_grad": ref_weight_grad}
+
+
+def assert_matches_reference(got, role, geom, a, b, dtype):
+    """got within TOL[dtype] of the float64 reference, relative to the same sum taken over
+    absolute values (a bound on every term, so cancellation cannot make the test flaky)."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    want = REFERENCE[role](a64, b64, geom)
+    scale = REFERENCE[role](np.abs(a64), np.abs(b64), geom)
+    assert got.shape == want.shape
+    err = np.abs(got.astype(np.float64) - want)
+    bound = TOL[dtype] * scale + np.finfo(dtype).tiny
+    assert np.all(err <= bound), f"max error {err.max():.3g}, worst excess at {np.unravel_index(np.argmax(err - bound), err.shape)}"
+
+
+# ---- against the reference ---------------------------------------------------------
+
+def test_reference_hand_computed():
+    """The reference itself on a case small enough to do by hand: x = [1, 2, 3, 4],
+    w = [1, -1], pad 1 before and none after, stride 2: the two windows read (pad, 1) and (2, 3)."""
+    geom = Case(1, 1, 1, (4,), (2,), (2,), (1,), (0,)).geometry()
+    assert geom.out_size == (2,)
+    x = np.array([[[1.0, 2, 3, 4]]])
+    w = np.array([[[1.0, -1]]])
+    y = np.array([[[10.0, 100]]])
+    assert np.array_equal(ref_forward(x, w, geom), [[[0 - 1, 2 - 3]]])
+    assert np.array_equal(ref_input_grad(w, y, geom), [[[-10, 100, -100, 0]]])
+    assert np.array_equal(ref_weight_grad(x, y, geom), [[[0 * 10 + 2 * 100, 1 * 10 + 3 * 100]]])
+    for algorithm in ALGORITHMS:
+        assert np.array_equal(conv("forward", algorithm, geom, 1, x, w), [[[-1, -1]]])
+        assert np.array_equal(conv("input_grad", algorithm, geom, 1, w, y), [[[-10, 100, -100, 0]]])
+        assert np.array_equal(conv("weight_grad", algorithm, geom, 1, x, y), [[[200, 310]]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", CASES)
+def test_matches_reference(simd, name, role, algorithm, dtype):
+    case = CASES[name]
+    geom = case.geometry()
+    a, b = operands(role, geom, case.batch, dtype)
+    # chunk 2: a partial last chunk whenever the batch is odd
+    got = conv(role, algorithm, geom, case.batch, a, b, chunk=2)
+    assert_matches_reference(got, role, geom, a, b, dtype)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_chunks_give_identical_bits(role):
+    """chunk 1, a partial last chunk, exactly the batch, more than the batch: each image's
+    GEMMs are the same, so the bits are too (and match the reference)."""
+    case = Case(5, 3, 4, (6, 7), (3, 2), (1, 2), (1, 0), (0, 1), (1, 2))
+    geom = case.geometry()
+    a, b = operands(role, geom, case.batch, np.float32)
+    results = [conv(role, "im2col", geom, case.batch, a, b, chunk=c) for c in (1, 2, 3, 5, 9)]
+    for r in results[1:]:
+        assert r.tobytes() == results[0].tobytes()
+    assert_matches_reference(results[0], role, geom, a, b, np.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("role", ROLES)
+def test_pointwise_does_not_touch_the_workspace(role, dtype):
+    """1x1, stride 1, no padding: the columns are x itself, so a one-element workspace will do."""
+    case = CASES["2d-1x1-fast-path-groups"]
+    geom = case.geometry()
+    a, b = operands(role, geom, case.batch, dtype)
+    x_shape, w_shape, y_shape = shapes(geom, case.batch)
+    out = np.full({"forward": y_shape, "input_grad": x_shape, "weight_grad": w_shape}[role], np.nan, dtype)
+    work = np.full(1, 42, dtype)
+    K.run(f"conv_{role}_im2col", geom, case.batch, a, b, work, out, chunk=1)
+    assert work[0] == 42
+    assert_matches_reference(out, role, geom, a, b, dtype)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_empty_batch(algorithm):
+    """No images: c and h have nothing to write; g is the empty sum, zero."""
+    geom = CASES["2d-groups"].geometry()
+    x_shape, w_shape, y_shape = shapes(geom, 0)
+    x, y = np.zeros(x_shape), np.zeros(y_shape)
+    assert conv("forward", algorithm, geom, 0, x, np.ones(w_shape)).shape == y_shape
+    assert conv("input_grad", algorithm, geom, 0, np.ones(w_shape), y).shape == x_shape
+    assert np.array_equal(conv("weight_grad", algorithm, geom, 0, x, y), np.zeros(w_shape))
+
+
+# ---- algorithms against each other, and the adjoint identities --------------------
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", CASES)
+def test_direct_equals_im2col(name, role):
+    case = CASES[name]
+    geom = case.geometry()
+    a, b = operands(role, geom, case.batch, np.float64, seed=3)
+    direct = conv(role, "direct", geom, case.batch, a, b)
+    im2col = conv(role, "im2col", geom, case.batch, a, b, chunk=1)
+    scale = REFERENCE[role](np.abs(a), np.abs(b), geom)
+    assert np.all(np.abs(direct - im2col) <= 1e-12 * scale + 1e-300)
+
+
+def assert_adjoint_identities(geom, batch, algorithm, seed=0):
+    """<c(x, w), y> = <x, h(w, y)> = <w, g(x, y)> in float64."""
+    rng = np.random.default_rng(seed)
+    x, w, y = (rng.standard_normal(s) for s in shapes(geom, batch))
+    cy = np.vdot(conv("forward", algorithm, geom, batch, x, w), y)
+    xh = np.vdot(x, conv("input_grad", algorithm, geom, batch, w, y))
+    wg = np.vdot(w, conv("weight_grad", algorithm, geom, batch, x, y))
+    # every term of the three sums is a product |x||w||y| of the same triples
+    scale = np.vdot(ref_forward(np.abs(x), np.abs(w), geom), np.abs(y)) + 1
+    assert abs(cy - xh) <= 1e-12 * scale
+    assert abs(cy - wg) <= 1e-12 * scale
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("name", CASES)
+def test_adjoint_identities(name, algorithm):
+    case = CASES[name]
+    assert_adjoint_identities(case.geometry(), case.batch, algorithm)
+
+
+# ---- determinism --------------------------------------------------------------------
+
+# Large enough to go parallel everywhere: the direct units do millions of multiply-adds
+# (threads_for's threshold is 64K); a dense GEMM per image has m*n*k = 5.3M, so mc_gemm
+# parallelises inside (from 2M); the depthwise, strided and pointwise GEMMs are smaller, so
+# im2col runs them side by side instead.
+PARALLEL_CASES = {
+    "dense": Case(4, 32, 32, (24, 24), (3, 3), pad=(1, 1)),
+    "depthwise": Case(4, 16, 16, (24, 24), (3, 3), pad=(1, 1), groups=16),
+    "strided-asym": Case(3, 12, 20, (31, 29), (3, 3), (2, 2), (1, 0), (1, 2), (1, 2)),
+    "pointwise": Case(4, 64, 64, (16, 16), (1, 1)),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", PARALLEL_CASES)
+def test_bit_identical_across_thread_counts(restore_threads, name, role, algorithm, dtype):
+    case = PARALLEL_CASES[name]
+    geom = case.geometry()
+    a, b = operands(role, geom, case.batch, dtype)
+    results = []
+    for threads in (1, 2, 3):
+        K.set_num_threads(threads)
+        results.append(conv(role, algorithm, geom, case.batch, a, b, chunk=3).tobytes())
+    assert results[0] == results[1] == results[2]
+
+
+# ---- hypothesis -------------------------------------------------------------------
+
+@st.composite
+def cases(draw):
+    nd = draw(st.integers(1, 3))
+    axis = lambda lo, hi: tuple(draw(st.integers(lo, hi)) for _ in range(nd))  # noqa: E731
+    kernel, stride, dilation = axis(1, 3), axis(1, 3), axis(1, 2)
+    pad, pad_after = axis(0, 2), axis(0, 2)
+    # an input whose padded extent holds at least one dilated window
+    size = tuple(draw(st.integers(max(1, d * (k - 1) + 1 - p - q), 6))
+                 for k, d, p, q in zip(kernel, dilation, pad, pad_after))
+    groups = draw(st.integers(1, 3))
+    channels = groups * draw(st.integers(1, 2))
+    out_channels = groups * draw(st.integers(1, 2))
+    return Case(draw(st.integers(1, 3)), channels, out_channels, size, kernel, stride, pad,
+                pad_after, dilation, groups)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases(), st.sampled_from(ROLES), st.sampled_from(ALGORITHMS), st.sampled_from(DTYPES),
+       st.integers(1, 3))
+def test_hypothesis_geometries(case, role, algorithm, dtype, chunk):
+    geom = case.geometry()
+    a, b = operands(role, geom, case.batch, dtype)
+    assert_matches_reference(conv(role, algorithm, geom, case.batch, a, b, chunk), role, geom, a, b, dtype)
+
+
+@settings(max_examples=20, deadline=None)
+@given(cases(), st.sampled_from(ALGORITHMS))
+def test_hypothesis_adjoint_identities(case, algorithm):
+    assert_adjoint_identities(case.geometry(), case.batch, algorithm)
+
+
+# ---- torch as an oracle -----------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["1d-stride-dilation-asym-pad", "2d-stride-dilation-asym-pad",
+                                  "2d-depthwise-multiplier", "3d", "3d-groups"])
+def test_torch_oracle(name):
+    torch = pytest.importorskip("torch")
+    case = CASES[name]
+    geom = case.geometry()
+    x, w, y = (np.random.default_rng(5).standard_normal(s) for s in shapes(geom, case.batch))
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    # torch pads symmetrically; the asymmetric part goes through F.pad (last axis first)
+    pads = [p for before, after in reversed(list(zip(geom.pad, geom.pad_after))) for p in (before, after)]
+    conv_nd = getattr(torch.nn.functional, f"conv{geom.ndim}d")
+    ty = conv_nd(torch.nn.functional.pad(tx, pads), tw, stride=geom.stride, dilation=geom.dilation,
+                 groups=geom.groups)
+    ty.backward(torch.tensor(y))
+    for algorithm in ALGORITHMS:
+        np.testing.assert_allclose(conv("forward", algorithm, geom, case.batch, x, w), ty.detach().numpy(),
+                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(conv("input_grad", algorithm, geom, case.batch, w, y), tx.grad.numpy(),
+                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(conv("weight_grad", algorithm, geom, case.batch, x, y), tw.grad.numpy(),
+                                   rtol=1e-10, atol=1e-12)
+
+
+# ---- C refuses what it cannot compute ---------------------------------------------
+
+BAD_GEOMETRIES = {
+    "groups not dividing channels": dict(channels=4, groups=3, out_channels=3),
+    "groups not dividing out_channels": dict(channels=4, groups=2, out_channels=3),
+    "zero groups": dict(groups=0),
+    "negative groups": dict(groups=-2),
+    "negative out_channels": dict(out_channels=-4),
+    "zero stride": dict(stride=(1, 0)),
+    "zero dilation": dict(dilation=(0, 1)),
+    "negative size": dict(in_size=(-5, 5)),
+}
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("bad", BAD_GEOMETRIES)
+def test_c_rejects_an_inconsistent_geometry(bad, role, algorithm):
+    geom = dataclasses.replace(Case(2, 4, 4, (5, 5), (3, 3)).geometry(), **BAD_GEOMETRIES[bad])
+    big = [np.zeros(10_000) for _ in range(3)]  # larger than any of them could need
+    kernel = f"conv_{role}_{algorithm}"
+    with pytest.raises(ValueError, match=kernel):
+        if algorithm == "direct":
+            K.run(kernel, geom, 2, *big)
+        else:
+            K.run(kernel, geom, 2, big[0], big[1], np.zeros(10_000), big[2], chunk=1)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("chunk", [0, -1])
+def test_c_rejects_a_chunk_below_one(role, chunk):
+    geom = Case(2, 4, 4, (5, 5), (3, 3)).geometry()
+    a, b = operands(role, geom, 2, np.float64)
+    with pytest.raises(ValueError, match="im2col"):
+        K.run(f"conv_{role}_im2col", geom, 2, a, b, np.zeros(10_000), np.zeros(10_000), chunk=chunk)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_c_rejects_a_negative_batch(algorithm):
+    geom = Case(2, 4, 4, (5, 5), (3, 3)).geometry()
+    arrays = [np.zeros(1000) for _ in range(3)]
+    kernel = f"conv_forward_{algorithm}"
+    with pytest.raises(ValueError, match=kernel):
+        if algorithm == "direct":
+            K.run(kernel, geom, -1, *arrays)
+        else:
+            K.run(kernel, geom, -1, arrays[0], arrays[1], np.zeros(1000), arrays[2], chunk=1)
