@@ -19,21 +19,6 @@
 #include "mc.h"
 #include "kernel.h"
 
-/* The taps start, start + step, ... (fewer than k of them) that land in [0, n), as the input
- * coordinates [*lo, *hi) walked by step; empty when none does. */
-static inline void tap_range(int64_t start, int64_t k, int64_t step, int64_t n,
-                             int64_t *lo, int64_t *hi)
-{
-    int64_t first = start >= 0 ? 0 : (-start + step - 1) / step;
-    int64_t end = n > start ? (n - start + step - 1) / step : 0;
-    if (end > k)
-        end = k;
-    if (first > end)
-        first = end;
-    *lo = start + first * step;
-    *hi = start + end * step;
-}
-
 /* PyTorch's average-pooling divisor along one axis: the window clipped to the padded input
  * [-pad, n + pad) (ceil_mode windows may hang past it), and further to [0, n) when padding does
  * not count. */
@@ -51,9 +36,9 @@ static inline int64_t window_count(int64_t start, int64_t k, int64_t pad, int64_
 static inline int64_t plane_size(const int64_t size[3]) { return size[0] * size[1] * size[2]; }
 
 /* What every plane shares, computed once per call so that the loops over a plane divide nothing:
- * for each output position o of each axis, the in-bounds window [lo, hi) of adaptive pooling, or
- * average pooling's divisor factor count; and for each kernel column kw, the output columns
- * [first, end) whose tap kw lands inside the input row (the others read padding). */
+ * for each output position o of each axis, the window [lo, hi) of adaptive pooling, or average
+ * pooling's divisor factor count; and for each kernel column kw, the output columns [first, end)
+ * whose tap kw lands inside the input row (the others read padding). */
 struct windows {
     int64_t *lo[3], *hi[3], *count[3];
     int64_t *first, *end;
@@ -73,14 +58,11 @@ static int windows_make(struct windows *win, const mc_geometry *g, int adaptive,
         win->count[a] = next + 2 * out;
         next += 3 * out;
         for (int64_t o = 0; o < out; ++o) {
-            const int64_t start = o * g->stride[a] - g->pad[a];
-            if (adaptive) {  /* PyTorch's [floor(o * in / out), ceil((o + 1) * in / out)) */
-                win->lo[a][o] = o * g->in[a] / out;
-                win->hi[a][o] = ((o + 1) * g->in[a] + out - 1) / out;
-            } else {
-                tap_range(start, g->kernel[a], g->dilation[a], g->in[a], &win->lo[a][o], &win->hi[a][o]);
-            }
-            win->count[a][o] = window_count(start, g->kernel[a], g->pad[a], g->in[a], count_include_pad);
+            /* adaptive: PyTorch's [floor(o * in / out), ceil((o + 1) * in / out)) */
+            win->lo[a][o] = adaptive ? o * g->in[a] / out : 0;
+            win->hi[a][o] = adaptive ? ((o + 1) * g->in[a] + out - 1) / out : 0;
+            win->count[a][o] = window_count(o * g->stride[a] - g->pad[a], g->kernel[a], g->pad[a], g->in[a],
+                                            count_include_pad);
         }
     }
     win->first = next;

@@ -20,7 +20,7 @@ from .geometry import INPUT_LAYOUTS, Geometry, check_size, per_axis
 from .tensor import expect_tensor
 
 ALGORITHMS = ("auto", "im2col", "direct")
-WORKSPACE_BYTES = 64 * 2 ** 20  # the im2col column buffer never grows past this, whatever the batch
+WORKSPACE_BYTES = 8 * 2 ** 20  # the im2col column buffer never grows past this (unless one image needs more): small chunks stay in cache
 
 
 # -- the closed table: c, h, g and their gradients ------------------------------------------------

@@ -21,9 +21,9 @@ import numpy as np
 
 from . import _kernels, ops
 from .autograd import record
-from .conv import conv, conv_geometry, expect_tensor
+from .conv import conv, conv_geometry
 from .geometry import Geometry, check_size, per_axis
-from .tensor import Tensor, float32, float64
+from .tensor import Tensor, expect_tensor, float32, float64
 
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
@@ -43,8 +43,9 @@ def max_pool(x, geom, adaptive=False):
 
 
 def scatter(y, indices, geom, accumulate=True):
-    """zeros of the input's shape with y added at indices (or written, the last write winning:
-    max unpooling). The gradient gathers, which is exact when no index repeats or accumulate."""
+    """zeros of the input's shape with y added at indices (or, with accumulate=False, written there,
+    the last write winning: max unpooling). Its gradient gathers: exact when accumulating, and for
+    writes when no index repeats."""
     y_data = np.ascontiguousarray(y.data)
     x = np.empty(geom.input_shape(len(y_data)), y_data.dtype)
     _kernels.run("max_pool_scatter", geom, len(y_data), int(accumulate), indices, y_data, x)
@@ -90,8 +91,8 @@ def root(s, p):
     all-zero window has gradient 0, never NaN, at any order."""
     def vjp(g, out):
         positive = s.data > 0
-        slope_over_g = out / (ops.where(positive, s, 1.0) * p)  # d s^(1/p) / ds = s^(1/p) / (p s)
-        return (ops.where(positive, g * slope_over_g, 0.0),)
+        slope = out / (ops.where(positive, s, 1.0) * p)  # d s^(1/p) / ds = s^(1/p) / (p s)
+        return (ops.where(positive, g * slope, 0.0),)
     return record(s.data ** s.dtype.type(1.0 / p), (s,), vjp)
 
 
@@ -180,7 +181,8 @@ def _indices_result(y, indices, unbatched, return_indices):
     y = _unbatch(y, unbatched)
     if not return_indices:
         return y
-    return y, Tensor(indices[0] if unbatched else indices)  # int64, no gradient
+    # an int64 Tensor, no gradient; a copy, so that editing it cannot change the recorded gradient
+    return y, Tensor((indices[0] if unbatched else indices).copy())
 
 
 # -- max pooling and unpooling ---------------------------------------------------------------------
@@ -210,8 +212,8 @@ def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 def _index_array(indices, shape, plane, where):
     data = indices.data if isinstance(indices, Tensor) else indices
     if not isinstance(data, np.ndarray) or data.dtype.kind not in "iu":
-        raise TypeError(f"{where}: indices must be an integer Tensor or array (as max_pool returns them), "
-                        f"got {type(indices).__name__}" + (f" of {data.dtype}" if isinstance(data, np.ndarray) else ""))
+        got = f"{type(indices).__name__} of {data.dtype}" if isinstance(data, np.ndarray) else type(indices).__name__
+        raise TypeError(f"{where}: indices must be an integer Tensor or array (as max_pool returns them), got {got}")
     if data.shape != shape:
         raise ValueError(f"{where}: indices have shape {data.shape} but the input has shape {shape}")
     if data.size and (data.min() < 0 or data.max() >= plane):
@@ -295,8 +297,8 @@ def lp_pool_nd(nd, where, x, norm_type, kernel_size, stride, padding, ceil_mode)
     """(sum over the window of |x|^p)^(1/p), zero padding; p = inf is the max of |x|.
 
     Differs from PyTorch's lp_pool (which has no padding) in two places, both where PyTorch's is
-    not a norm: it raises x, not |x|, to the power p (NaN or negative sums for odd p and
-    negative x), and a ceil_mode window hanging over the edge is rescaled to the full window size."""
+    not a norm: PyTorch raises x, not |x|, to the power p (giving NaN or negative sums for odd p and
+    negative x), and rescales a ceil_mode window hanging over the edge to the full window size."""
     if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real) or not norm_type > 0:
         raise ValueError(f"{where}: norm_type must be a positive number (or inf), got {norm_type!r}")
     if math.isinf(norm_type):
@@ -325,7 +327,8 @@ def lp_pool3d(x, norm_type, kernel_size, stride=None, padding=0, ceil_mode=False
 # -- weighted average pooling and cross-channel pooling --------------------------------------------
 def weighted_avg_pool2d(x, weights, stride=None, padding=0):
     """Each window's average under one (kH, kW) window of non-negative weights (normalised to sum 1)
-    shared by every channel; stride defaults to the window. Differentiable in x and in the weights.
+    shared by every channel; stride defaults to the window, zero padding counts in the average.
+    Differentiable in x and in the weights.
 
     It is a one-channel convolution of every (n, c) plane with the normalised window."""
     where = "weighted_avg_pool2d"

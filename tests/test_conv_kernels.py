@@ -27,24 +27,6 @@ ALGORITHMS = ["direct", "im2col"]
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 
-@pytest.fixture(params=["avx512", "avx2", "generic"])
-def simd(request):
-    """Run the test on one SIMD path; skip paths this CPU cannot run."""
-    before = K.simd_path()
-    if K.set_simd(request.param) != request.param:
-        K.set_simd(before)
-        pytest.skip(f"this CPU does not run the {request.param} path")
-    yield request.param
-    K.set_simd(before)
-
-
-@pytest.fixture
-def restore_threads():
-    before = K.get_num_threads()
-    yield
-    K.set_num_threads(before)
-
-
 # ---- geometry and calls -----------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -277,6 +259,17 @@ def test_empty_batch(algorithm):
     assert conv("forward", algorithm, geom, 0, x, np.ones(w_shape)).shape == y_shape
     assert conv("input_grad", algorithm, geom, 0, np.ones(w_shape), y).shape == x_shape
     assert np.array_equal(conv("weight_grad", algorithm, geom, 0, x, y), np.zeros(w_shape))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("channels, out_channels", [(0, 3), (2, 0), (0, 0)])
+def test_no_channels(algorithm, channels, out_channels):
+    """An empty sum is zero: with no input channels y = 0, with no output channels x = 0."""
+    geom = Case(2, channels, out_channels, (5, 4), (3, 3), pad=(1, 1)).geometry()
+    for role in ROLES:
+        a, b = operands(role, geom, 2, np.float64)
+        got = conv(role, algorithm, geom, 2, a, b)
+        assert np.array_equal(got, np.zeros_like(got))
 
 
 # ---- algorithms against each other, and the adjoint identities --------------------

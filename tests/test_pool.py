@@ -29,13 +29,15 @@ def _tensor(a, dtype="float64", requires_grad=False):
     return mc.tensor(np.asarray(a), dtype=dtype, requires_grad=requires_grad)
 
 
-def _random_pool(rng, nd, dilation=True):
-    """A random valid pooling: kernel, stride, padding (<= half the window), dilation, ceil_mode, size."""
+def _random_pool(rng, nd, dilation=True, torch_padding=False):
+    """A random valid pooling: kernel, stride, padding (<= half the window; with torch_padding <= half
+    the kernel, PyTorch's stricter limit), dilation, ceil_mode, size."""
     kernel = tuple(int(k) for k in rng.integers(1, 4, nd))
     dil = tuple(int(d) for d in rng.integers(1, 3, nd)) if dilation else (1,) * nd
     window = [d * (k - 1) + 1 for k, d in zip(kernel, dil)]
     stride = tuple(int(s) for s in rng.integers(1, 4, nd))
-    padding = tuple(int(rng.integers(0, w // 2 + 1)) for w in window)
+    limits = kernel if torch_padding else window
+    padding = tuple(int(rng.integers(0, m // 2 + 1)) for m in limits)
     size = tuple(int(max(w - 2 * p, 1) + rng.integers(0, 5)) for w, p in zip(window, padding))
     return dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dil,
                 ceil_mode=bool(rng.integers(0, 2)), size=size, batch=int(rng.integers(1, 3)),
@@ -60,7 +62,8 @@ def _windows(n, k, s, p, d, ceil_mode):
 def reference_max(x, kernel, stride, padding, dilation, ceil_mode):
     """Each window scanned in order: larger or NaN replaces, so first max of a tie, last NaN."""
     nd = x.ndim - 2
-    starts = [_windows(n, k, s, p, d, ceil_mode) for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation)]
+    starts = [_windows(n, k, s, p, d, ceil_mode)
+              for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation)]
     y = np.empty(x.shape[:2] + tuple(map(len, starts)), x.dtype)
     idx = np.empty(y.shape, np.int64)
     for nc in itertools.product(*map(range, x.shape[:2])):
@@ -177,6 +180,15 @@ def test_tie_gradient_goes_to_the_first_maximum_in_scan_order():
     np.testing.assert_array_equal(x.grad.numpy(), [[[1, 1, 0]]])
 
 
+def test_a_window_with_no_input_element_gives_minus_infinity_and_no_gradient():
+    x = _tensor([[[1.0, 2.0]]], requires_grad=True)  # taps at -1 and 2: both outside
+    y, idx = F.max_pool1d(x, 2, 1, padding=1, dilation=3, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), [[[-np.inf]]])
+    np.testing.assert_array_equal(idx.numpy(), [[[-1]]])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[[0, 0]]])
+
+
 def test_window_of_minus_infinity_points_at_an_element():
     x = _tensor([[[-np.inf, -np.inf, -np.inf, -np.inf]]], requires_grad=True)
     y, idx = F.max_pool1d(x, 2, 2, padding=1, return_indices=True)
@@ -267,12 +279,15 @@ def test_max_pool_matches_torch(nd, dtype):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(10 + nd)
     for _ in range(8):
-        cfg = _random_pool(rng, nd)
-        cfg["padding"] = tuple(min(p, k // 2) for p, k in zip(cfg["padding"], cfg["kernel_size"]))  # torch's limit
+        cfg = _random_pool(rng, nd, torch_padding=True)
         x = _input(rng, cfg, dtype)
         tx = torch.tensor(x.numpy(), requires_grad=True)
         args = {k: cfg[k] for k in ("kernel_size", "stride", "padding", "dilation", "ceil_mode")}
         y, idx = MAX[nd](x, return_indices=True, **args)
+        if (idx.numpy() == -1).any():
+            # a dilated window holding no input element (-inf, index -1 here): PyTorch returns an
+            # index outside the input, and its max_pool3d backward then aborts the process
+            continue
         ty, tidx = getattr(torch.nn.functional, f"max_pool{nd}d")(tx, return_indices=True, **args)
         _compare(y, ty, dtype)
         np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
@@ -287,6 +302,7 @@ def test_avg_pool_matches_torch(nd, dtype):
     rng = np.random.default_rng(20 + nd)
     for trial in range(8):
         cfg = _random_pool(rng, nd, dilation=False)
+        cfg["size"] = tuple(max(n, k) for n, k in zip(cfg["size"], cfg["kernel_size"]))  # avg_pool3d wants it
         x = _input(rng, cfg, dtype)
         tx = torch.tensor(x.numpy(), requires_grad=True)
         args = {k: cfg[k] for k in ("kernel_size", "stride", "padding", "ceil_mode")}
@@ -297,6 +313,15 @@ def test_avg_pool_matches_torch(nd, dtype):
         _compare(y, ty, dtype)
         _backward_both(rng, y, ty, dtype)
         _compare(x.grad, tx.grad, dtype)
+
+
+def _torch_sum_pool(torch, t, nd, kernel_size, stride, padding, ceil_mode):
+    """PyTorch's window sums, zero padding: average pooling with divisor 1 (1-D through 2-D, since
+    avg_pool1d has no divisor_override)."""
+    if nd == 1:
+        return _torch_sum_pool(torch, t.unsqueeze(2), 2, (1, *kernel_size), (1, *stride), (0, *padding),
+                               ceil_mode).squeeze(2)
+    return getattr(torch.nn.functional, f"avg_pool{nd}d")(t, kernel_size, stride, padding, ceil_mode, True, 1)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -313,17 +338,12 @@ def test_lp_pool_matches_torch(nd, dtype):
         data = data if p == 2 else np.abs(data) + 0.1
         x = _tensor(data, dtype, requires_grad=True)
         tx = torch.tensor(x.numpy(), requires_grad=True)
-        if nd < 3:
-            y = LP[nd](x, p, cfg["kernel_size"], cfg["stride"])
-            ty = getattr(tf, f"lp_pool{nd}d")(tx, p, cfg["kernel_size"], cfg["stride"])
-            _compare(y, ty, dtype)
-        x.grad = tx.grad = None
+        kernel = cfg["kernel_size"][0] if nd == 1 else cfg["kernel_size"]  # lp_pool1d takes an int
+        y = LP[nd](x, p, kernel, cfg["stride"])
+        _compare(y, getattr(tf, f"lp_pool{nd}d")(tx, p, kernel, cfg["stride"]), dtype)
         args = {k: cfg[k] for k in ("kernel_size", "stride", "padding", "ceil_mode")}
         y = LP[nd](x, p, **args)
-        ty = getattr(tf, f"avg_pool{nd}d")(tx.abs() ** p, divisor_override=1, **args) ** (1 / p) if nd > 1 else \
-            (tf.avg_pool1d(tx.abs() ** p, **args) * cfg["kernel_size"][0]) ** (1 / p)
-        if nd == 1 and (cfg["padding"][0] or cfg["ceil_mode"]):  # avg_pool1d has no divisor_override
-            continue
+        ty = _torch_sum_pool(torch, tx.abs() ** p, nd, **args) ** (1 / p)
         _compare(y, ty, dtype)
         _backward_both(rng, y, ty, dtype)
         np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-4 if dtype == "float32" else 1e-10,
@@ -504,8 +524,8 @@ def test_bad_arguments_raise_value_error_naming_the_argument():
         (lambda: F.max_pool2d(x, 0), "kernel_size"),
         (lambda: F.avg_pool2d(x, (2, 0)), "kernel_size"),
         (lambda: F.max_pool2d(x, 7), "kernel_size"),              # larger than the input
-        (lambda: F.max_pool2d(x, 9, padding=1), "padding"),        # padding over half the kernel first
-        (lambda: F.max_pool2d(x, 8, padding=1), "kernel_size"),    # larger than the padded input
+        (lambda: F.max_pool2d(x, 9, padding=1), "kernel_size"),    # larger than the padded input
+        (lambda: F.max_pool2d(x, 2, padding=2), "padding"),        # over half the kernel
         (lambda: F.avg_pool2d(x, 3, padding=2), "padding"),
         (lambda: F.max_pool2d(x, 2, dilation=2, padding=2), "padding"),
         (lambda: F.max_pool2d(x, 2, stride=0), "stride"),
@@ -519,7 +539,6 @@ def test_bad_arguments_raise_value_error_naming_the_argument():
         (lambda: F.weighted_avg_pool2d(x, _tensor([[0.0, 0.0]])), "weights"),
         (lambda: F.adaptive_avg_pool2d(x, 0), "output_size"),
         (lambda: F.max_pool2d(_tensor(np.zeros((4, 6))), 2), "input"),
-        (lambda: F.max_unpool2d(x, _tensor(np.zeros((1, 4, 6, 6)), "float32"), 2), "indices"),
         (lambda: F.max_unpool2d(x, mc.Tensor(np.full((1, 4, 6, 6), 200)), 2), "indices"),
         (lambda: F.max_unpool2d(x, mc.Tensor(np.zeros((1, 4, 6, 5), np.int64)), 2), "indices"),
         (lambda: F.max_unpool2d(x, mc.Tensor(np.zeros((1, 4, 6, 6), np.int64)), 2, output_size=(20, 12)),
@@ -529,10 +548,8 @@ def test_bad_arguments_raise_value_error_naming_the_argument():
         (lambda: nn.WeightedAvgPool2d(2, weights=[[1.0, 2.0]]), "weights"),
     ]
     for call, name in cases:
-        with pytest.raises((ValueError, TypeError), match=name) as info:
+        with pytest.raises(ValueError, match=name):
             call()
-        if name != "indices" or "float32" not in str(info.value):
-            assert info.type is ValueError, (name, info.value)
 
 
 def test_non_tensors_and_bad_flags_are_type_errors():
@@ -543,6 +560,8 @@ def test_non_tensors_and_bad_flags_are_type_errors():
         F.max_pool2d(x, 2, ceil_mode="yes")
     with pytest.raises(TypeError, match="kernel_size"):
         F.avg_pool2d(x, 2.5)
+    with pytest.raises(TypeError, match="indices"):
+        F.max_unpool2d(x, _tensor(np.zeros((1, 1, 4, 4)), "float32"), 2)
 
 
 def test_unbatched_empty_and_non_contiguous_inputs():
@@ -594,16 +613,18 @@ def test_weighted_avg_pool_layer_learns_positive_weights():
     assert [name for name, _ in layer.named_parameters()] == ["log_weight"]
     x = _tensor(rng.standard_normal((4, 3, 6, 6)))
     target = F.weighted_avg_pool2d(x, _tensor([[4.0, 0.5], [0.5, 1.0]]))
-    opt = mc.optim.SGD(layer.parameters(), lr=20.0)
+    opt = mc.optim.Adam(layer.parameters(), lr=0.1)
     losses = []
-    for _ in range(60):
+    for _ in range(150):
         opt.zero_grad()
         loss = F.mse_loss(layer(x), target)
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.05 * losses[0]
-    assert (layer.weight.numpy() > 0).all()
+    assert losses[-1] < 1e-4 * losses[0]
+    window = layer.weight.numpy()
+    assert (window > 0).all()
+    np.testing.assert_allclose(window / window.sum(), np.array([[4.0, 0.5], [0.5, 1.0]]) / 6, atol=1e-3)
     fixed = nn.WeightedAvgPool2d((1, 2), weights=[[1.0, 3.0]])
     assert list(fixed.parameters()) == []
 
