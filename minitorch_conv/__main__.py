@@ -1,48 +1,95 @@
-"""`minitorch-conv` / `python -m minitorch_conv`: the main job."""
+"""minitorch-conv: chapter 9's claims, measured on this machine.
+
+  demo         the MNIST-1D table of Greydanus (2020): a CNN's spatial prior (the default)
+  efficiency   the chapter's efficiency table: convolution vs dense vs sparse matrix
+  edges        edge detection on a photograph with the kernel [-1, 1]
+  train        train a model on MNIST-1D or the 8x8 digits, with checkpoints
+  info         version, SIMD path, threads, compiler flags
+
+Each subcommand has --help. The commands other than info need the examples extra:
+pip install 'minitorch-conv[examples]'.
+"""
 import argparse
+import ast
+import os
+import platform
 import sys
 
-from . import __version__, _kernels, demo
-from .random import manual_seed
+from . import __version__, _kernels, demo, edges, efficiency, train
+from ._cli import CommandError, MissingExtra
+
+# Each module owns one subcommand: add_parser(commands) and run(args). A later `bench` joins them here.
+SUBCOMMANDS = (demo, efficiency, edges, train)
+BUILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_build.py")
+
+
+def compile_flags(path=BUILD_SCRIPT):
+    """The extra_compile_args of the cffi build, read from _build.py's source without running it."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            tree = ast.parse(file.read())
+    except (OSError, SyntaxError):
+        return None
+    constants = {}
+    for node in tree.body:  # module-level NAME = [...] assignments, should the list move into a constant
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            constants[node.targets[0].id] = node.value
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "extra_compile_args":
+            value = constants.get(node.value.id, node.value) if isinstance(node.value, ast.Name) else node.value
+            try:
+                return [str(flag) for flag in ast.literal_eval(value)]
+            except (ValueError, TypeError):
+                return None
+    return None
 
 
 def info(args=None):
+    import cffi
+    import numpy
+
+    flags = compile_flags()
     print(f"minitorch_conv {__version__}")
-    print(f"SIMD path: {_kernels.simd_path()} (set MINITORCH_CONV_SIMD=avx512|avx2|generic to force one)")
-    print(f"threads:   {_kernels.get_num_threads()} (mc.set_num_threads or OMP_NUM_THREADS)")
-
-
-def run_demo(args):
-    info()
-    manual_seed(args.seed)
-    print("\nMNIST-1D (Greydanus 2020), generated offline: 4000 train / 1000 test signals of length 40")
-    data = demo.mnist1d()
-    result = demo.train(demo.mlp(), data, seconds=args.seconds, steps=args.steps, seed=args.seed)
-    print(f"MLP 40-100-100-10, Adam lr 1e-2, batch 100: {result['steps']} steps in {result['seconds']:.1f} s")
-    print(f"test accuracy {100 * result['test_accuracy']:.1f}%   (paper: 68% for an MLP)")
+    print(f"SIMD path:      {_kernels.simd_path()} (chosen at run time; MINITORCH_CONV_SIMD=avx512|avx2|generic forces one)")
+    print(f"threads:        {_kernels.get_num_threads()} (mc.set_num_threads or OMP_NUM_THREADS)")
+    print(f"compiler flags: {' '.join(flags) if flags else 'unknown (no _build.py beside the package)'}")
+    print(f"numpy {numpy.__version__}, cffi {cffi.__version__}, "
+          f"Python {platform.python_version()} on {platform.system()} {platform.machine()}")
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="minitorch-conv", description=__doc__)
-    commands = p.add_subparsers(dest="command")
-    d = commands.add_parser("demo", help="train an MLP on MNIST-1D and print its test accuracy (the default)")
-    d.add_argument("--seconds", type=float, default=8.0, help="training time budget (default 8)")
-    d.add_argument("--steps", type=int, default=6000, help="at most this many Adam steps (default 6000)")
-    d.add_argument("--seed", type=int, default=0)
-    d.set_defaults(run=run_demo)
-    commands.add_parser("info", help="version, SIMD path and thread count").set_defaults(run=info)
+    p = argparse.ArgumentParser(
+        prog="minitorch-conv", description="Chapter 9's claims, measured on this machine. "
+                                           "With no COMMAND, runs demo (options included).",
+        epilog="Each COMMAND has --help. All but info need the examples extra: pip install 'minitorch-conv[examples]'.")
+    p.add_argument("--version", action="version", version=f"minitorch_conv {__version__}")
+    commands = p.add_subparsers(dest="command", metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.add_parser(commands)
+    commands.add_parser("info", help="version, SIMD path, threads, compiler flags",
+                        description="Print the version, the SIMD path chosen at run time, the thread count, "
+                                    "the C compiler flags and the numpy and cffi versions.").set_defaults(run=info)
+    p.command_names = tuple(commands.choices)
     return p
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
     p = parser()
-    args = p.parse_args(argv if argv and argv[0] in ("demo", "info", "-h", "--help") else ["demo", *argv])
+    if not argv or (argv[0] not in p.command_names and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["demo", *argv]  # the default subcommand, options and all
+    args = p.parse_args(argv)
     try:
         args.run(args)
-    except demo.MissingExtra as err:
-        print(f"minitorch-conv: {err}", file=sys.stderr)
+    except (MissingExtra, CommandError) as error:
+        print(f"minitorch-conv {args.command}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"minitorch-conv {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `minitorch-conv ... | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that exit's flush cannot fail again
+        return 1
     return 0
 
 

@@ -22,11 +22,8 @@ import numpy as np
 from . import _kernels, ops
 from .autograd import record
 from .conv import conv, conv_geometry
-from .geometry import Geometry, check_size, per_axis
+from .geometry import INPUT_LAYOUTS, Geometry, check_size, per_axis
 from .tensor import Tensor, expect_tensor, float32, float64
-
-_LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
-
 
 # -- the closed table ------------------------------------------------------------------------------
 def max_pool(x, geom, adaptive=False):
@@ -105,7 +102,7 @@ def _batched(x, nd, where):
     if x.ndim == nd + 1:
         return x.reshape((1,) + x.shape), True
     if x.ndim != nd + 2:
-        raise ValueError(f"{where}: input must be {_LAYOUTS[nd]} or unbatched, got shape {x.shape}")
+        raise ValueError(f"{where}: input must be {INPUT_LAYOUTS[nd]} or unbatched, got shape {x.shape}")
     return x, False
 
 
