@@ -2,9 +2,12 @@
  * float and double from one body (conv_im2col_body.h).
  *
  * The batch goes through `chunk` images at a time: im2col of the chunk into
- * the caller's workspace, then one GEMM per (image, group). Every GEMM writes
- * its own block of the output, and mc_gemm gives the same bits at any thread
- * count, so the results depend neither on the thread count nor on `chunk`. */
+ * the caller's workspace, the images side by side, then one GEMM per group
+ * for the whole chunk (chunk_layout below). Work is shared out in pieces that
+ * do not depend on the thread count, and mc_gemm gives the same bits at any
+ * thread count, so neither do the results. The chunk does matter: the weight
+ * gradient sums over a chunk's images inside one GEMM, so another chunk
+ * groups the sum differently and may change the last bits. */
 #include <stdint.h>
 #include <string.h>
 
@@ -24,7 +27,7 @@ static int pointwise(const mc_geometry *g)
 
 /* mc_gemm runs a product with m*n*k under 2e6 on one thread (gemm.c,
  * gemm_threads). When the GEMMs of a chunk are that small — depthwise
- * convolution makes C of them per image, each 1 x L x K — run them side by
+ * convolution makes C of them, each 1 x nb*L x K — run them side by
  * side instead. Threads for `count` independent m x n x k GEMMs; 1 means
  * "one after another, each parallel inside". */
 static int small_gemm_threads(int64_t count, int64_t m, int64_t n, int64_t k)
@@ -32,6 +35,101 @@ static int small_gemm_threads(int64_t count, int64_t m, int64_t n, int64_t k)
     if ((double)m * (double)n * (double)k >= 2.0e6)
         return 1;
     return threads_for(count, count * m * n * k);
+}
+
+/* A weight gradient has k = nb*L, long, but only cout_g x rows outputs, and
+ * mc_gemm shares out output tiles of up to ~144 rows by 256 columns (gemm.c:
+ * KMC, GEMM_JW): a W_gr within one tile would run on one thread however many
+ * wait at the GEMM's barriers. Such a product is cut along k into slabs that
+ * run side by side into partial sums, added in slab order afterwards. The
+ * cut depends on the sizes alone, never on the thread count: one slab per
+ * ~0.5M multiply-adds, at most 8, none below mc_gemm's own threshold for
+ * going parallel (2M). A slab is a whole number of 256-deep k-blocks (every
+ * path's k-block divides 256): only the last one can end in a thin block.
+ * Returns the slab width, k itself for no cut. */
+static int64_t weight_grad_slab(int64_t cout_g, int64_t rows, int64_t k)
+{
+    const double macs = (double)cout_g * (double)rows * (double)k;
+    if (cout_g > 144 || rows > 256 || macs < 2.0e6)
+        return k;
+    const int64_t slabs = macs >= 8 * 5.0e5 ? 8 : (int64_t)(macs / 5.0e5);
+    return (k + slabs * 256 - 1) / (slabs * 256) * 256;
+}
+
+/* Whether a weight gradient's slabs are better computed transposed, as
+ * rows x cout_g: the orientation whose micro-tiles waste fewer lanes, counted
+ * for AVX2 float's 6 x 16 (a heuristic: the numbers are the same either way). */
+static int transpose_weight_grad(int64_t cout_g, int64_t rows)
+{
+    const double tile = 6.0 * 16.0;
+    const double plain = (double)cout_g * rows / (((cout_g + 5) / 6) * ((rows + 15) / 16) * tile);
+    const double turned = (double)cout_g * rows / (((rows + 5) / 6) * ((cout_g + 15) / 16) * tile);
+    return turned > plain;
+}
+
+/* A row stride for n columns that is not a multiple of 4 KB: rows 2^k
+ * apart share their L1 sets, and packing reads a sliver out of dozens of
+ * rows at once, so the next sliver found them evicted. n rounded up to 16
+ * elements, an odd multiple of 16: consecutive rows start in different sets. */
+static int64_t padded_stride(int64_t n)
+{
+    const int64_t lines = (n + 15) / 16;
+    return (lines | 1) * 16;
+}
+
+/* How a chunk of nb images is laid out (sizes and offsets in elements). The
+ * workspace holds, in this order, the parts a chunk needs, rows `ld` apart:
+ *   X'    C*K x nb*L   the chunk's im2col, image i in columns [i*L, i*L + L)
+ *                      (not for a pointwise kernel: image n's X' is x[n] itself)
+ *   Y'    O x nb*L     the chunk of y in the same layout, Y'[o, i*L + l] = y[n0+i, o, l]
+ *                      (not for a chunk of one image, whose Y' is y[n0] itself)
+ *   part  slabs x O x rows   a weight gradient's partial sums, if cut into slabs
+ * A chunk of one image keeps ld = L: its workspace is the plain im2col's.
+ * Each group then needs one GEMM over the whole chunk, nb*L columns wide. c
+ * and h go image by image instead (GEMMs L wide, on y in place, no Y' copy)
+ * when one image's GEMM is already large enough to pay for its call, and a
+ * pointwise kernel, whose X' cannot sit side by side, goes image by image in
+ * all three roles. */
+typedef struct chunk_layout {
+    int pw;            /* pointwise: X' of image n is x[n] */
+    int y_in_place;    /* n == L (pointwise, or a chunk of one): Y' is y itself */
+    int image_gemms;   /* c and h: one GEMM per (image, group) */
+    int64_t n, ld;     /* columns of the one-GEMM-per-chunk layout, and their row stride */
+    int64_t slab, slabs;  /* a weight gradient's cut along k: width, count (weight_grad_slab) */
+    int64_t cols, wide, part, size;  /* offsets of X', Y', part; elements in all */
+} chunk_layout;
+
+static chunk_layout layout(const mc_geometry *g, int64_t nb)
+{
+    const int64_t G = g->groups, L = spatial_size(g->out);
+    const int64_t cout_g = g->out_channels / G, rows = g->channels / G * spatial_size(g->kernel);
+    chunk_layout c;
+    c.pw = pointwise(g);
+    c.image_gemms = c.pw || (double)cout_g * (double)rows * (double)L >= 2.0e6;
+    c.n = c.pw ? L : nb * L;
+    c.y_in_place = c.n == L;
+    c.ld = c.y_in_place ? L : padded_stride(c.n);
+    c.slab = weight_grad_slab(cout_g, rows, c.n);
+    c.slabs = c.slab >= c.n ? 1 : (c.n + c.slab - 1) / c.slab;
+    c.cols = 0;
+    c.wide = c.pw ? 0 : g->channels * spatial_size(g->kernel) * c.ld;
+    c.part = c.wide + (c.y_in_place ? 0 : g->out_channels * c.ld);
+    c.size = c.part + (c.slabs > 1 ? c.slabs * g->out_channels * rows : 0);
+    return c;
+}
+
+int64_t mc_conv_im2col_workspace(const mc_geometry *g, int64_t chunk)
+{
+    if (!conv_geometry_ok(g, 0) || chunk < 1)
+        return -1;
+    /* the largest part, counted in double first: int64 must not overflow */
+    const double K = (double)spatial_size(g->kernel), L = (double)spatial_size(g->out);
+    const double per_column = (double)g->channels * K + (double)g->out_channels;
+    const double need = per_column * (L * (double)chunk + 32.0)
+                      + 8.0 * (double)g->out_channels * (double)g->channels * K;
+    if (per_column >= 9.0e18 || need >= 9.0e18)  /* near INT64_MAX = 9.22e18: no such buffer */
+        return INT64_MAX;
+    return layout(g, chunk).size;
 }
 
 #define T float

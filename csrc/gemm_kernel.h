@@ -14,19 +14,81 @@ typedef KT KNAME(vec) __attribute__((vector_size(VBYTES)));
 #define KVL ((int)(VBYTES / sizeof(KT))) /* lanes per vector */
 #define KNV (KNR / KVL)                  /* vectors per micro-tile row */
 
+/* A KQ x KQ block (KQ elements per 16 bytes), transposed in registers:
+ * r[i][q] becomes r[q][i]. log2(KQ) rounds of the perfect shuffle — row 2i
+ * := the low halves of rows i and i + KQ/2 interleaved, row 2i+1 := the high
+ * halves — transpose any power-of-two square; at 16 bytes the two masks are
+ * exactly unpcklps/unpckhps (unpcklpd/unpckhpd), one instruction each. */
+typedef KT KNAME(v16) __attribute__((vector_size(16)));
+typedef __typeof__((KNAME(v16)){0} < (KNAME(v16)){0}) KNAME(m16); /* same-width ints */
+#define KQ ((int)(16 / sizeof(KT)))
+
+static inline __attribute__((always_inline)) void KNAME(transpose16)(KNAME(v16) *r)
+{
+    KNAME(m16) lo, hi;
+    _Pragma("GCC unroll 4")
+    for (int q = 0; q < KQ; ++q) {
+        lo[q] = q / 2 + q % 2 * KQ;
+        hi[q] = lo[q] + KQ / 2;
+    }
+    _Pragma("GCC unroll 2")
+    for (int s = 1; s < KQ; s *= 2) {
+        KNAME(v16) t[KQ];
+        _Pragma("GCC unroll 2")
+        for (int i = 0; i < KQ / 2; ++i) {
+            t[2 * i] = __builtin_shuffle(r[i], r[i + KQ / 2], lo);
+            t[2 * i + 1] = __builtin_shuffle(r[i], r[i + KQ / 2], hi);
+        }
+        _Pragma("GCC unroll 4")
+        for (int i = 0; i < KQ; ++i)
+            r[i] = t[i];
+    }
+}
+
+/* dst[p*width + j] = src[j*stride + p] for j < used, 0 for used <= j < width:
+ * `used` lines of src, each contiguous in p, stored across. A row-major A
+ * sliver and a column-major B sliver (a transposed view) both pack this way.
+ * KQ x KQ blocks go through registers — KQ contiguous loads, KQ stores —
+ * instead of one element at a time; what is left over goes element-wise. */
+static inline __attribute__((always_inline)) void
+KNAME(pack_across)(int64_t used, int width, int64_t kc, const KT *src, int64_t stride,
+                   KT *restrict dst)
+{
+    const int64_t whole = used / KQ * KQ; /* lines in whole blocks */
+    int64_t p = 0;
+    for (; p + KQ <= kc; p += KQ) {
+        _Pragma("GCC unroll 8")
+        for (int64_t j = 0; j < whole; j += KQ) {
+            KNAME(v16) r[KQ];
+            _Pragma("GCC unroll 4")
+            for (int i = 0; i < KQ; ++i)
+                memcpy(&r[i], src + (j + i) * stride + p, sizeof r[i]);
+            KNAME(transpose16)(r);
+            _Pragma("GCC unroll 4")
+            for (int q = 0; q < KQ; ++q)
+                memcpy(dst + (p + q) * width + j, &r[q], sizeof r[q]);
+        }
+        for (int64_t j = whole; j < width; ++j)
+            for (int q = 0; q < KQ; ++q)
+                dst[(p + q) * width + j] = j < used ? src[j * stride + p + q] : (KT)0;
+    }
+    for (; p < kc; ++p)
+        for (int64_t j = 0; j < width; ++j)
+            dst[p * width + j] = j < used ? src[j * stride + p] : (KT)0;
+}
+
 /* One sliver of A: rows [0, mr) (mr <= KMR) and kc columns, stored column by
  * column (dst[p*KMR + i] = A[i, p]) so that the micro-kernel reads it
  * sequentially; rows mr..KMR-1 are zero so edge tiles need no special case.
- * Row-major and column-major A get their own loops with a literal unit
- * stride, which the compiler turns into straight vector copies. */
+ * Column-major A is a straight copy with a literal unit stride, which the
+ * compiler vectorises; row-major A is transposed in register blocks. */
 static void KNAME(pack_a)(int64_t mr, int64_t kc, const KT *a, int64_t rs,
                           int64_t cs, KT *restrict dst)
 {
     if (mr == KMR && cs == 1) {
-        for (int64_t p = 0; p < kc; ++p)
-            _Pragma("GCC unroll 32")
-            for (int i = 0; i < KMR; ++i)
-                dst[p * KMR + i] = a[i * rs + p];
+        KNAME(pack_across)(KMR, KMR, kc, a, rs, dst); /* a constant mr: unrolled */
+    } else if (cs == 1) {
+        KNAME(pack_across)(mr, KMR, kc, a, rs, dst);
     } else if (mr == KMR && rs == 1) {
         for (int64_t p = 0; p < kc; ++p)
             _Pragma("GCC unroll 32")
@@ -40,7 +102,9 @@ static void KNAME(pack_a)(int64_t mr, int64_t kc, const KT *a, int64_t rs,
 }
 
 /* One sliver of B: kc rows and columns [0, nr) (nr <= KNR), stored row by row
- * (dst[p*KNR + j] = B[p, j]), columns nr..KNR-1 zero. */
+ * (dst[p*KNR + j] = B[p, j]), columns nr..KNR-1 zero. Row-major B is copied
+ * row by row; column-major B (a transposed view, as a weight gradient
+ * passes) is transposed in register blocks. */
 static void KNAME(pack_b)(int64_t nr, int64_t kc, const KT *b, int64_t rs,
                           int64_t cs, KT *restrict dst)
 {
@@ -48,10 +112,9 @@ static void KNAME(pack_b)(int64_t nr, int64_t kc, const KT *b, int64_t rs,
         for (int64_t p = 0; p < kc; ++p)
             memcpy(dst + p * KNR, b + p * rs, KNR * sizeof(KT));
     } else if (nr == KNR && rs == 1) {
-        /* transposed B: read each column contiguously, write with stride */
-        for (int j = 0; j < KNR; ++j)
-            for (int64_t p = 0; p < kc; ++p)
-                dst[p * KNR + j] = b[j * cs + p];
+        KNAME(pack_across)(KNR, KNR, kc, b, cs, dst); /* a constant nr: unrolled */
+    } else if (rs == 1) {
+        KNAME(pack_across)(nr, KNR, kc, b, cs, dst);
     } else {
         for (int64_t p = 0; p < kc; ++p)
             for (int j = 0; j < KNR; ++j)
@@ -144,6 +207,7 @@ static const struct KSTRUCT KNAME(gemm) = {
 
 #undef KVL
 #undef KNV
+#undef KQ
 /* The parameters are this inclusion's only: the next one defines its own. */
 #undef KT
 #undef KNAME

@@ -6,15 +6,21 @@
  * transpose of im2col by construction: adjoint == 0 gathers x into the
  * channel's kD*kH*kW rows of cols (padding reads as zero); adjoint == 1
  * zeroes the channel of x and scatter-adds those rows back into it (entries
- * that came from padding are dropped).
+ * that came from padding are dropped). Each row is oD*oH*oW long and the
+ * next one starts `ld` elements later, so the rows can be one image's slice
+ * of a wider matrix (the conv kernels put a chunk of images side by side).
  * Loop order: kernel offset (kd, kh, kw) outermost because it is the row of
  * cols, so cols is written (read) strictly sequentially; then output position
- * (od, oh, ow), so the innermost loop walks one row of x with the stride. */
-static void SUFFIX(move_channel)(const mc_geometry *g, int adjoint,
-                                 T *restrict x, T *restrict col)
+ * (od, oh, ow), so the innermost loop walks one row of x with the stride.
+ * Those rows are short (8 elements in LeNet), so they are plain loops, the
+ * unit and the double stride spelled out for the vectoriser: a memcpy or
+ * memset call per row cost more than the row (MC_INLINE_LOOPS). */
+static MC_INLINE_LOOPS void SUFFIX(move_channel)(const mc_geometry *g, int adjoint,
+                                                 T *restrict x, T *restrict col, int64_t ld)
 {
     const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
     const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t s = g->stride[2];
 
     if (adjoint)
         memset(x, 0, (size_t)(D * H * W) * sizeof(T));
@@ -23,13 +29,14 @@ static void SUFFIX(move_channel)(const mc_geometry *g, int adjoint,
     for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
         const int64_t w_off = kw * g->dilation[2] - g->pad[2];
         int64_t lo, hi;
-        valid_range(w_off, g->stride[2], W, oW, &lo, &hi);
+        valid_range(w_off, s, W, oW, &lo, &hi);
         for (int64_t od = 0; od < oD; ++od) {
             const int64_t id = od * g->stride[0] + kd * g->dilation[0] - g->pad[0];
             T *plane = col + od * oH * oW;
             if (!in_range(id, D)) {
                 if (!adjoint)
-                    memset(plane, 0, (size_t)(oH * oW) * sizeof(T));
+                    for (int64_t i = 0; i < oH * oW; ++i)
+                        plane[i] = 0;
                 continue;
             }
             for (int64_t oh = 0; oh < oH; ++oh) {
@@ -37,43 +44,63 @@ static void SUFFIX(move_channel)(const mc_geometry *g, int adjoint,
                 T *crow = plane + oh * oW;
                 if (!in_range(ih, H)) {
                     if (!adjoint)
-                        memset(crow, 0, (size_t)oW * sizeof(T));
+                        for (int64_t ow = 0; ow < oW; ++ow)
+                            crow[ow] = 0;
                     continue;
                 }
-                T *xrow = x + (id * H + ih) * W;
-                const int64_t s = g->stride[2];
+                T *xrow = x + (id * H + ih) * W + w_off; /* xrow[ow * s], ow in [lo, hi) */
                 if (adjoint) {
-                    for (int64_t ow = lo; ow < hi; ++ow)
-                        xrow[ow * s + w_off] += crow[ow];
-                } else {
-                    memset(crow, 0, (size_t)lo * sizeof(T));
-                    for (int64_t ow = lo; ow < hi; ++ow)
-                        crow[ow] = xrow[ow * s + w_off];
-                    memset(crow + hi, 0, (size_t)(oW - hi) * sizeof(T));
+                    if (s == 1)
+                        for (int64_t ow = lo; ow < hi; ++ow)
+                            xrow[ow] += crow[ow];
+                    else
+                        for (int64_t ow = lo; ow < hi; ++ow)
+                            xrow[ow * s] += crow[ow];
+                    continue;
                 }
+                for (int64_t ow = 0; ow < lo; ++ow)
+                    crow[ow] = 0;
+                if (s == 1)
+                    for (int64_t ow = lo; ow < hi; ++ow)
+                        crow[ow] = xrow[ow];
+                else if (s == 2)
+                    for (int64_t ow = lo; ow < hi; ++ow)
+                        crow[ow] = xrow[2 * ow];
+                else
+                    for (int64_t ow = lo; ow < hi; ++ow)
+                        crow[ow] = xrow[ow * s];
+                for (int64_t ow = hi; ow < oW; ++ow)
+                    crow[ow] = 0;
             }
         }
-        col += oD * oH * oW;
+        col += ld;
     }
 }
 
 /* Parallel over (image, channel): each pair owns its slice of x and its rows
  * of cols, so no two threads touch the same element and every element is
- * computed in the same order whatever the thread count. */
+ * computed in the same order whatever the thread count.
+ * ld == 0: the public layout, one (C*K) x L matrix per image, one after
+ * another (K = kD*kH*kW, L = oD*oH*oW). ld > 0: the images side by side in
+ * one (C*K) x ld matrix, image i in columns [i*L, i*L + L) (ld >= batch*L). */
 static int SUFFIX(move)(const mc_geometry *g, int64_t batch, int adjoint,
-                        T *restrict x, T *restrict cols)
+                        T *restrict x, T *restrict cols, int64_t ld)
 {
-    if (!geometry_ok(g, batch))
+    if (!geometry_ok(g, batch) || ld < 0)
         return MC_ERR_ARG;
-    const int64_t pairs = batch * g->channels;
-    const int64_t x_size = g->in[0] * g->in[1] * g->in[2];
-    const int64_t rows = g->kernel[0] * g->kernel[1] * g->kernel[2];
-    const int64_t col_size = rows * g->out[0] * g->out[1] * g->out[2];
-    const int nt = threads_for(pairs, pairs * (col_size + x_size));
+    const int64_t C = g->channels, pairs = batch * C;
+    const int64_t x_size = spatial_size(g->in);
+    const int64_t K = spatial_size(g->kernel), L = spatial_size(g->out);
+    if (ld > 0 && ld < batch * L)
+        return MC_ERR_ARG;
+    const int64_t row_step = ld > 0 ? ld : L;
+    const int64_t image_step = ld > 0 ? L : C * K * L;
+    const int nt = threads_for(pairs, pairs * (K * L + x_size));
 
     #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t bc = 0; bc < pairs; ++bc)
-        SUFFIX(move_channel)(g, adjoint, x + bc * x_size, cols + bc * col_size);
+        SUFFIX(move_channel)(g, adjoint, x + bc * x_size,
+                             cols + bc / C * image_step + bc % C * K * row_step, row_step);
     return MC_OK;
 }
 
@@ -81,11 +108,23 @@ static int SUFFIX(move)(const mc_geometry *g, int64_t batch, int adjoint,
 int SUFFIX(mc_im2col)(const mc_geometry *g, int64_t batch,
                       const T *restrict x, T *restrict cols)
 {
-    return SUFFIX(move)(g, batch, 0, (T *)x, cols);
+    return SUFFIX(move)(g, batch, 0, (T *)x, cols, 0);
 }
 
 int SUFFIX(mc_col2im)(const mc_geometry *g, int64_t batch,
                       const T *restrict cols, T *restrict x)
 {
-    return SUFFIX(move)(g, batch, 1, x, (T *)cols);
+    return SUFFIX(move)(g, batch, 1, x, (T *)cols, 0);
+}
+
+int SUFFIX(mc_im2col_wide)(const mc_geometry *g, int64_t batch,
+                           const T *restrict x, int64_t ld, T *restrict cols)
+{
+    return SUFFIX(move)(g, batch, 0, (T *)x, cols, ld);
+}
+
+int SUFFIX(mc_col2im_wide)(const mc_geometry *g, int64_t batch,
+                           const T *restrict cols, int64_t ld, T *restrict x)
+{
+    return SUFFIX(move)(g, batch, 1, x, (T *)cols, ld);
 }

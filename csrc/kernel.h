@@ -1,5 +1,6 @@
 /* kernel.h — small helpers shared by the kernel files (not part of the cdef:
- * only mc.h is). Every function here is static inline. */
+ * only mc.h is): static inline functions, and the declarations of the few
+ * library-internal entry points one kernel file calls in another. */
 #ifndef MC_KERNEL_H
 #define MC_KERNEL_H
 
@@ -60,5 +61,29 @@ static inline int conv_geometry_ok(const mc_geometry *g, int64_t batch)
     return geometry_ok(g, batch) && g->out_channels >= 0 && g->groups >= 1
         && g->channels % g->groups == 0 && g->out_channels % g->groups == 0;
 }
+
+/* GCC turns a copy or zeroing loop into a memcpy / memset call; for loops
+ * that run a handful of times the call costs more than the loop, and this
+ * keeps them loops (vectorised all the same). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MC_INLINE_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define MC_INLINE_LOOPS
+#endif
+
+/* im2col and col2im (im2col.c) of a chunk of images side by side in one
+ * (C*K) x ld matrix, K = kD*kH*kW, L = oD*oH*oW, ld >= batch*L: row c*K + r
+ * holds kernel offset r of channel c, image i in columns [i*L, i*L + L).
+ * The conv kernels build it so that one GEMM covers the chunk. col2im
+ * overwrites x. Hidden: internal to the library, not exported by it. */
+#if defined(__GNUC__)
+#define MC_INTERNAL __attribute__((visibility("hidden")))
+#else
+#define MC_INTERNAL
+#endif
+MC_INTERNAL int mc_im2col_wide_f32(const mc_geometry *g, int64_t batch, const float *restrict x, int64_t ld, float *restrict cols);
+MC_INTERNAL int mc_im2col_wide_f64(const mc_geometry *g, int64_t batch, const double *restrict x, int64_t ld, double *restrict cols);
+MC_INTERNAL int mc_col2im_wide_f32(const mc_geometry *g, int64_t batch, const float *restrict cols, int64_t ld, float *restrict x);
+MC_INTERNAL int mc_col2im_wide_f64(const mc_geometry *g, int64_t batch, const double *restrict cols, int64_t ld, double *restrict x);
 
 #endif

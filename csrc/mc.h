@@ -61,6 +61,13 @@ int mc_simd_level(void);               /* the level in force */
 int mc_simd_best(void);                /* the best level this CPU and build support */
 const char *mc_simd_name(void);        /* "avx512" / "avx2" / "generic" */
 
+/* Measured float32 FMA throughput in GFLOP/s on the SIMD path in force, with every thread running
+ * `iterations` rounds of independent vector FMAs (csrc/peak.c); -1 for iterations < 1. */
+double mc_peak_gflops(int64_t iterations);
+
+/* The C compiler flags this library was built with (minitorch_conv/_build.py). */
+const char *mc_build_flags(void);
+
 /* im2col / col2im. ----------------------------------------------------- */
 
 /* x: contiguous (batch, C, D, H, W); cols: contiguous
@@ -100,8 +107,9 @@ int mc_gemm_f64(int64_t m, int64_t n, int64_t k,
  *   g (weight grad) w = the adjoint of c in w:  <c(x, w), y> = <w, g(x, y)>; w is overwritten
  * Two algorithms behind one signature: direct loops, and im2col + GEMM, which works
  * through the batch `chunk` images at a time in `work`, a buffer of
- * chunk * C_in*kD*kH*kW * oD*oH*oW elements (1x1 stride-1 unpadded kernels do not use it).
- * All are deterministic: bit-identical results at any thread count. */
+ * mc_conv_im2col_workspace(g, min(chunk, batch)) elements.
+ * All are deterministic: bit-identical results at any thread count (for one chunk;
+ * another chunk may change the last bits, as the sums group differently). */
 int mc_conv_forward_direct_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict w, float *restrict y);
 int mc_conv_forward_direct_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict w, double *restrict y);
 int mc_conv_forward_im2col_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict w, int64_t chunk, float *restrict work, float *restrict y);
@@ -114,6 +122,13 @@ int mc_conv_weight_grad_direct_f32(const mc_geometry *g, int64_t batch, const fl
 int mc_conv_weight_grad_direct_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict y, double *restrict w);
 int mc_conv_weight_grad_im2col_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict y, int64_t chunk, float *restrict work, float *restrict w);
 int mc_conv_weight_grad_im2col_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict y, int64_t chunk, double *restrict work, double *restrict w);
+
+/* The workspace elements the im2col kernels need (any role) for `chunk` images:
+ * the chunk's column matrix and its slice of y, side by side, and partial sums of a
+ * weight gradient cut along its long side (a 1x1 stride-1 unpadded kernel reads x and
+ * y in place, so at most those). -1 for a bad geometry or chunk < 1; INT64_MAX if the
+ * count would overflow int64. */
+int64_t mc_conv_im2col_workspace(const mc_geometry *g, int64_t chunk);
 
 /* Tiled and locally connected convolution (groups = 1): the kernel used at output
  * position p is w[..., p % tile]; tile = 1 is convolution, tile = out is unshared.

@@ -58,3 +58,9 @@ const char *mc_simd_name(void)
     static const char *const names[] = {"generic", "avx2", "avx512"};
     return names[mc_simd_level()];
 }
+
+#ifndef MC_BUILD_FLAGS
+#define MC_BUILD_FLAGS "unknown"
+#endif
+
+const char *mc_build_flags(void) { return MC_BUILD_FLAGS; }

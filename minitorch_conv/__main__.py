@@ -4,55 +4,32 @@
   efficiency   the chapter's efficiency table: convolution vs dense vs sparse matrix
   edges        edge detection on a photograph with the kernel [-1, 1]
   train        train a model on MNIST-1D or the 8x8 digits, with checkpoints
+  bench        the benchmark suite: our kernels beside numpy and PyTorch
   info         version, SIMD path, threads, compiler flags
 
 Each subcommand has --help. The commands other than info need the examples extra:
 pip install 'minitorch-conv[examples]'.
 """
 import argparse
-import ast
 import os
 import platform
 import sys
 
-from . import __version__, _kernels, demo, edges, efficiency, train
+from . import __version__, _kernels, bench, demo, edges, efficiency, train
 from ._cli import CommandError, MissingExtra
 
-# Each module owns one subcommand: add_parser(commands) and run(args). A later `bench` joins them here.
-SUBCOMMANDS = (demo, efficiency, edges, train)
-BUILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_build.py")
-
-
-def compile_flags(path=BUILD_SCRIPT):
-    """The extra_compile_args of the cffi build, read from _build.py's source without running it."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            tree = ast.parse(file.read())
-    except (OSError, SyntaxError):
-        return None
-    constants = {}
-    for node in tree.body:  # module-level NAME = [...] assignments, should the list move into a constant
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            constants[node.targets[0].id] = node.value
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "extra_compile_args":
-            value = constants.get(node.value.id, node.value) if isinstance(node.value, ast.Name) else node.value
-            try:
-                return [str(flag) for flag in ast.literal_eval(value)]
-            except (ValueError, TypeError):
-                return None
-    return None
+# Each module owns one subcommand: add_parser(commands) and run(args).
+SUBCOMMANDS = (demo, efficiency, edges, train, bench)
 
 
 def info(args=None):
     import cffi
     import numpy
 
-    flags = compile_flags()
     print(f"minitorch_conv {__version__}")
     print(f"SIMD path:      {_kernels.simd_path()} (chosen at run time; MINITORCH_CONV_SIMD=avx512|avx2|generic forces one)")
     print(f"threads:        {_kernels.get_num_threads()} (mc.set_num_threads or OMP_NUM_THREADS)")
-    print(f"compiler flags: {' '.join(flags) if flags else 'unknown (no _build.py beside the package)'}")
+    print(f"compiler flags: {_kernels.build_flags()}")
     print(f"numpy {numpy.__version__}, cffi {cffi.__version__}, "
           f"Python {platform.python_version()} on {platform.system()} {platform.machine()}")
 

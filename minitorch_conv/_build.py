@@ -32,6 +32,8 @@ def _cdef_text(header):
     return "\n".join(kept)
 
 
+COMPILE_ARGS = ["-O3", "-fopenmp", "-std=gnu11", "-ffp-contract=fast"]
+
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef_text(os.path.join(_CSRC, "mc.h")))
 ffibuilder.set_source(
@@ -45,7 +47,9 @@ ffibuilder.set_source(
     # chosen at run time (csrc/gemm.c). -ffp-contract=fast lets the portable
     # body use FMA where the target has it (aarch64); gnu11 for `restrict`,
     # aligned_alloc and GCC vector extensions.
-    extra_compile_args=["-O3", "-fopenmp", "-std=gnu11", "-ffp-contract=fast"],
+    extra_compile_args=COMPILE_ARGS,
+    # `minitorch-conv info` asks the library what it was built with (mc_build_flags, runtime.c).
+    define_macros=[("MC_BUILD_FLAGS", '"' + " ".join(COMPILE_ARGS) + '"')],
     extra_link_args=["-fopenmp"],
 )
 

@@ -34,7 +34,7 @@ except ImportError as err:  # most often: the source folder shadows the installe
 
 __all__ = [
     "simd_path", "set_simd", "available_simd", "set_num_threads", "get_num_threads",
-    "gemm", "c_geometry", "run",
+    "gemm", "c_geometry", "run", "conv_workspace",
 ]
 
 _SIMD_LEVELS = {"generic": 0, "avx2": 1, "avx512": 2}
@@ -95,6 +95,18 @@ def _simd_from_env():
     if set_simd(name) != name:
         warnings.warn(f"MINITORCH_CONV_SIMD={name!r}: this CPU does not run it; "
                       f"using {simd_path()!r}", RuntimeWarning, stacklevel=3)
+
+
+def build_flags():
+    """The C compiler flags the library was built with."""
+    return ffi.string(lib.mc_build_flags()).decode()
+
+
+def peak_gflops(seconds=0.1):
+    """The float32 FMA peak of this machine at the current thread count and SIMD path, measured:
+    the best of three runs of about `seconds` each."""
+    iterations = max(1, int(seconds * 2e9 / 12))  # ~2 GHz, one round of 12 FMAs per ~6 cycles
+    return max(lib.mc_peak_gflops(iterations) for _ in range(3))
 
 
 # ---- threads ----------------------------------------------------------------------
@@ -188,6 +200,14 @@ def run(kernel, geom, batch, *args, chunk=None):
         c_args.insert(len(c_args) - 2, chunk)
     fn = getattr(lib, f"mc_{kernel}_{_DTYPES[dtype]}")
     _check(fn(c_geometry(geom), batch, *c_args), kernel)
+
+
+def conv_workspace(geom, chunk):
+    """Elements of workspace the im2col convolution kernels need for `chunk` images (any role)."""
+    n = lib.mc_conv_im2col_workspace(c_geometry(geom), chunk)
+    if n < 0:
+        raise ValueError(f"conv_workspace: C refused the geometry or chunk={chunk}")
+    return n
 
 
 # ---- GEMM -------------------------------------------------------------------------

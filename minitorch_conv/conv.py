@@ -10,6 +10,7 @@ The public functions (conv2d, conv_transpose2d, unfold, ...) parse and check the
 a Geometry once, then call these ops.
 """
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -60,13 +61,6 @@ def fold_op(cols, geom):
 
 
 # -- choosing and launching a kernel ----------------------------------------------------------------
-def _is_pointwise(geom):
-    """1x1, stride 1, unpadded: x itself is the column matrix, no im2col copy (the same test as
-    pointwise() in csrc/conv_im2col.c, which then leaves the workspace alone)."""
-    return all(k == 1 for k in geom.kernel) and all(s == 1 for s in geom.stride) \
-        and all(d == 1 for d in geom.dilation) and not any(geom.pad) and geom.out_size == geom.in_size
-
-
 def choose_algorithm(geom):
     """What "auto" runs: direct loops where a column matrix would be all overhead (a single
     input channel per group, as in depthwise, or a tiny window), im2col + GEMM elsewhere."""
@@ -74,13 +68,17 @@ def choose_algorithm(geom):
     return "direct" if reduction < 16 else "im2col"
 
 
+@functools.lru_cache(maxsize=256)
 def workspace_elements(geom, batch):
-    """(images per im2col chunk, elements of the column buffer) under WORKSPACE_BYTES (float64)."""
-    if _is_pointwise(geom):
-        return max(batch, 1), 1
-    per_image = geom.channels * math.prod(geom.kernel) * math.prod(geom.out_size)
-    chunk = max(1, min(batch, WORKSPACE_BYTES // (8 * max(per_image, 1))))
-    return chunk, chunk * per_image
+    """(images per im2col chunk, elements of the workspace): the most images whose workspace, as
+    C counts it, fits WORKSPACE_BYTES in float64; at least one, even if one alone does not fit.
+    Cached: the bisection asks C a dozen times, each launch would."""
+    fits = lambda chunk: 8 * _kernels.conv_workspace(geom, chunk) <= WORKSPACE_BYTES  # noqa: E731
+    lo, hi = 1, max(batch, 1)
+    while lo < hi:  # the workspace grows with the chunk: bisect for the largest that fits
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo, max(_kernels.conv_workspace(geom, lo), 1)
 
 
 def _launch(role, geom, algorithm, a, b, out_shape):

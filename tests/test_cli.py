@@ -227,3 +227,22 @@ def test_bad_arguments_in_a_real_process_exit_non_zero_without_a_traceback(tmp_p
         assert result.returncode == 2, argv
         assert "Traceback" not in result.stderr and result.stderr.strip(), argv
         assert result.stdout == "", argv
+
+
+def test_bench_quick_runs_one_workload_and_writes_json(tmp_path, capsys):
+    from minitorch_conv.__main__ import main
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--threads", "1", "--repeats", "1", "--only", "edge_320x280", "maxpool2d",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "measured peak" in text and "edge_320x280" in text and "maxpool2d" in text
+    rows = __import__("json").loads(out.read_text())["rows"]
+    ours = [r for r in rows if r["impl"] == "ours:auto"]
+    assert {r["mode"] for r in ours} == {"forward", "forward+backward"}
+    assert all(r["ms"] > 0 and r["vs_numpy"] > 0 for r in ours)
+
+
+def test_bench_rejects_an_unknown_workload(capsys):
+    from minitorch_conv.__main__ import main
+    assert main(["bench", "--quick", "--only", "resnet_9000"]) == 2
+    assert "unknown workload" in capsys.readouterr().err

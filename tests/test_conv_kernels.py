@@ -5,7 +5,7 @@
   plain numpy reference, for 1-D, 2-D and 3-D, stride, asymmetric padding, dilation, groups,
   depthwise, batches and chunks, and the 1x1 path that skips im2col;
 - direct against im2col, and the adjoint identities <c(x,w), y> = <x, h(w,y)> = <w, g(x,y)>;
-- bit-identical results at 1, 2 and 3 threads, and for any chunk;
+- bit-identical results at 1, 2 and 3 threads for a given chunk; other chunks agree within rounding;
 - hypothesis-drawn geometries, a hand-computed case, torch as an oracle when installed;
 - C refusing an inconsistent geometry instead of crashing.
 """
@@ -84,7 +84,8 @@ def shapes(geom, batch):
 
 
 def workspace_size(geom, chunk):
-    return chunk * geom.channels * math.prod(geom.kernel) * math.prod(geom.out_size)
+    """What C says the im2col kernels need for `chunk` images (csrc/conv_im2col.c)."""
+    return K.conv_workspace(geom, chunk)
 
 
 def conv(role, algorithm, geom, batch, a, b, chunk=None):
@@ -222,17 +223,63 @@ def test_matches_reference(simd, name, role, algorithm, dtype):
     assert_matches_reference(got, role, geom, a, b, dtype)
 
 
+CHUNK_CASES = {
+    # small images: each group's GEMM covers the whole chunk, its images side by side
+    "one-gemm-per-chunk": Case(5, 3, 4, (6, 7), (3, 2), (1, 2), (1, 0), (0, 1), (1, 2)),
+    # an image whose GEMM is large on its own (2.7M multiply-adds): c and h go image by image
+    # over the side-by-side columns, g still takes the chunk at once
+    "one-gemm-per-image": Case(5, 16, 32, (24, 24), (3, 3), pad=(1, 1)),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("role", ROLES)
-def test_chunks_give_identical_bits(role):
-    """chunk 1, a partial last chunk, exactly the batch, more than the batch: each image's
-    GEMMs are the same, so the bits are too (and match the reference)."""
-    case = Case(5, 3, 4, (6, 7), (3, 2), (1, 2), (1, 0), (0, 1), (1, 2))
+@pytest.mark.parametrize("name", CHUNK_CASES)
+def test_chunks_agree(name, role, dtype):
+    """chunk 1, a partial last chunk, exactly the batch, more than the batch: one GEMM per chunk
+    sums over the chunk's images, so chunks group the sums differently and may differ in the
+    last bits, never by more than rounding (and each matches the reference)."""
+    case = CHUNK_CASES[name]
     geom = case.geometry()
-    a, b = operands(role, geom, case.batch, np.float32)
+    a, b = operands(role, geom, case.batch, dtype)
     results = [conv(role, "im2col", geom, case.batch, a, b, chunk=c) for c in (1, 2, 3, 5, 9)]
-    for r in results[1:]:
-        assert r.tobytes() == results[0].tobytes()
-    assert_matches_reference(results[0], role, geom, a, b, np.float32)
+    scale = REFERENCE[role](np.abs(a).astype(np.float64), np.abs(b).astype(np.float64), geom)
+    for r in results:
+        assert_matches_reference(r, role, geom, a, b, dtype)
+        assert np.all(np.abs(r.astype(np.float64) - results[0]) <= TOL[dtype] * scale)
+    # what the kernels compute per image does not depend on the chunk: forward and input grad
+    # come out bit-identical, only the weight gradient's sum over images regroups
+    if role != "weight_grad":
+        assert all(r.tobytes() == results[0].tobytes() for r in results)
+
+
+SLAB_CASES = {  # a small weight gradient over long columns: mc_gemm would find one output tile
+    "wide-chunk": (Case(4, 4, 8, (52, 52), (3, 3), pad=(1, 1)), 4),
+    "partial-chunk": (Case(4, 4, 8, (52, 52), (3, 3), pad=(1, 1)), 3),
+    "pointwise": (Case(2, 16, 16, (100, 100), (1, 1)), 2),
+    # slabs computed transposed (rows x C_out suits the micro-kernel better), as for MNIST-1D, LeNet
+    "transposed-1d": (Case(128, 1, 32, (150,), (5,), pad=(2,)), 128),
+    "transposed-2d": (Case(64, 6, 16, (12, 12), (5, 5)), 64),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", SLAB_CASES)
+def test_weight_grad_cut_into_slabs(restore_threads, name, dtype):
+    """Such a product is cut along its long k into slabs that run side by side, their partial
+    sums (in the workspace, which is larger for it) added in slab order: still the reference's
+    numbers, and the same bits at 1, 2 and 3 threads."""
+    case, chunk = SLAB_CASES[name]
+    geom = case.geometry()
+    columns = (geom.channels * math.prod(geom.kernel) + geom.out_channels) * chunk * math.prod(geom.out_size)
+    assert K.conv_workspace(geom, chunk) > (0 if name == "pointwise" else columns)  # partial sums
+    x, y = operands("weight_grad", geom, case.batch, dtype)
+    results = []
+    for threads in (1, 2, 3):
+        K.set_num_threads(threads)
+        results.append(conv("weight_grad", "im2col", geom, case.batch, x, y, chunk=chunk))
+    assert results[0].tobytes() == results[1].tobytes() == results[2].tobytes()
+    assert_matches_reference(results[0], "weight_grad", geom, x, y, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -248,6 +295,25 @@ def test_pointwise_does_not_touch_the_workspace(role, dtype):
     K.run(f"conv_{role}_im2col", geom, case.batch, a, b, work, out, chunk=1)
     assert work[0] == 42
     assert_matches_reference(out, role, geom, a, b, dtype)
+
+
+def test_workspace_is_what_c_says():
+    """conv.workspace_elements asks C (mc_conv_im2col_workspace) and takes the most images whose
+    workspace fits the budget; C's count grows with the chunk, is zero for a pointwise kernel
+    (x is its own column matrix) and refuses a chunk below one."""
+    from minitorch_conv.conv import WORKSPACE_BYTES, workspace_elements
+    geom = Case(100, 8, 16, (20, 20), (3, 3), pad=(1, 1)).geometry()
+    sizes = [K.conv_workspace(geom, c) for c in range(1, 40)]
+    assert sizes == sorted(sizes) and sizes[0] == 8 * 9 * 400  # one image: its im2col, nothing more
+    chunk, size = workspace_elements(geom, 100)
+    assert 1 < chunk < 100 and size == K.conv_workspace(geom, chunk)
+    assert 8 * size <= WORKSPACE_BYTES < 8 * K.conv_workspace(geom, chunk + 1)
+    assert workspace_elements(geom, 3) == (3, K.conv_workspace(geom, 3))
+    big = Case(2, 64, 64, (64, 64), (3, 3), pad=(1, 1)).geometry()  # one image alone is over budget
+    assert workspace_elements(big, 2) == (1, K.conv_workspace(big, 1))
+    assert K.conv_workspace(CASES["2d-1x1-fast-path-groups"].geometry(), 7) == 0
+    with pytest.raises(ValueError, match="workspace"):
+        K.conv_workspace(geom, 0)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -309,9 +375,10 @@ def test_adjoint_identities(name, algorithm):
 # ---- determinism --------------------------------------------------------------------
 
 # Large enough to go parallel everywhere: the direct units do millions of multiply-adds
-# (threads_for's threshold is 64K); a dense GEMM per image has m*n*k = 5.3M, so mc_gemm
-# parallelises inside (from 2M); the depthwise, strided and pointwise GEMMs are smaller, so
-# im2col runs them side by side instead.
+# (threads_for's threshold is 64K); a dense image's GEMM has m*n*k = 5.3M, so c and h take one
+# per image and mc_gemm parallelises inside (from 2M), as in g's GEMM over a 3-image chunk; the
+# depthwise and pointwise GEMMs are smaller, so they run side by side. Chunks of 3 leave a
+# partial last chunk of one image. (Slabs and runs of small images have tests of their own.)
 PARALLEL_CASES = {
     "dense": Case(4, 32, 32, (24, 24), (3, 3), pad=(1, 1)),
     "depthwise": Case(4, 16, 16, (24, 24), (3, 3), pad=(1, 1), groups=16),
@@ -333,6 +400,25 @@ def test_bit_identical_across_thread_counts(restore_threads, name, role, algorit
         K.set_num_threads(threads)
         results.append(conv(role, algorithm, geom, case.batch, a, b, chunk=3).tobytes())
     assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("role", ROLES)
+def test_small_images_shared_out_in_runs(restore_threads, role, dtype):
+    """A chunk of many small images: c and h go side by side in runs of whole images, one run a
+    thread; g cuts its long sum into slabs. Same bits at 1, 2 and 3 threads, and c and h the same
+    bits as image by image (chunk 1), since a GEMM's columns do not depend on each other."""
+    case = Case(48, 4, 8, (12, 12), (3, 3), pad=(1, 1))
+    geom = case.geometry()
+    a, b = operands(role, geom, case.batch, dtype)
+    results = []
+    for threads in (1, 2, 3):
+        K.set_num_threads(threads)
+        results.append(conv(role, "im2col", geom, case.batch, a, b, chunk=48))
+    assert results[0].tobytes() == results[1].tobytes() == results[2].tobytes()
+    if role != "weight_grad":
+        assert results[0].tobytes() == conv(role, "im2col", geom, case.batch, a, b, chunk=1).tobytes()
+    assert_matches_reference(results[0], role, geom, a, b, dtype)
 
 
 # ---- hypothesis -------------------------------------------------------------------
