@@ -79,14 +79,5 @@ static const struct conv_direct_kernels_f64 *const direct_kernels_f64[] = {
 #endif
 };
 
-#define T float
-#define SUFFIX(name) name##_f32
-#include "conv_direct_body.h"
-#undef T
-#undef SUFFIX
-
-#define T double
-#define SUFFIX(name) name##_f64
-#include "conv_direct_body.h"
-#undef T
-#undef SUFFIX
+#define BODY "conv_direct_body.h"
+#include "for_each_dtype.h"

@@ -132,14 +132,5 @@ int64_t mc_conv_im2col_workspace(const mc_geometry *g, int64_t chunk)
     return layout(g, chunk).size;
 }
 
-#define T float
-#define SUFFIX(name) name##_f32
-#include "conv_im2col_body.h"
-#undef T
-#undef SUFFIX
-
-#define T double
-#define SUFFIX(name) name##_f64
-#include "conv_im2col_body.h"
-#undef T
-#undef SUFFIX
+#define BODY "conv_im2col_body.h"
+#include "for_each_dtype.h"

@@ -144,14 +144,5 @@ static const struct gemm_kernel_f64 *const kernels_f64[] = {
 #endif
 };
 
-#define T float
-#define SUFFIX(name) name##_f32
-#include "gemm_driver.h"
-#undef T
-#undef SUFFIX
-
-#define T double
-#define SUFFIX(name) name##_f64
-#include "gemm_driver.h"
-#undef T
-#undef SUFFIX
+#define BODY "gemm_driver.h"
+#include "for_each_dtype.h"

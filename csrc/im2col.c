@@ -6,14 +6,5 @@
 #include "mc.h"
 #include "kernel.h"
 
-#define T float
-#define SUFFIX(name) name##_f32
-#include "im2col_body.h"
-#undef T
-#undef SUFFIX
-
-#define T double
-#define SUFFIX(name) name##_f64
-#include "im2col_body.h"
-#undef T
-#undef SUFFIX
+#define BODY "im2col_body.h"
+#include "for_each_dtype.h"

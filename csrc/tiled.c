@@ -31,14 +31,5 @@ static int64_t work_size(int64_t a, int64_t b)
     return a < ((int64_t)1 << 31) && b < ((int64_t)1 << 31) ? a * b : INT64_MAX;
 }
 
-#define T float
-#define SUFFIX(name) name##_f32
-#include "tiled_body.h"
-#undef T
-#undef SUFFIX
-
-#define T double
-#define SUFFIX(name) name##_f64
-#include "tiled_body.h"
-#undef T
-#undef SUFFIX
+#define BODY "tiled_body.h"
+#include "for_each_dtype.h"

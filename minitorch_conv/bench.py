@@ -2,7 +2,8 @@
 each thread count, for each of our algorithms beside a plain numpy baseline and PyTorch (when it
 is installed), all interleaved in one run so a noisy neighbour hits every implementation alike.
 
-The table gives median milliseconds, GFLOP/s (2 x multiply-adds of the forward; forward + backward
+(numpy's rounds follow the others: its BLAS threads spin after each call and would slow
+whatever ran next.) The table gives median milliseconds, GFLOP/s (2 x multiply-adds of the forward; forward + backward
 counts three times that), the percentage of a peak this suite measures itself (a C loop of
 independent FMAs on the SIMD path in force), and speed relative to torch and to numpy (their time /
 ours: above 1 means we are faster). Results go to a JSON file and, with matplotlib, a PNG plot.
@@ -201,7 +202,10 @@ def run_suite(threads=(1, 2), repeats=9, quick=False, only=None, out=print):
         for n in threads:
             set_threads(n)
             for mode in MODES:
-                seconds = measure({impl: fns[mode] for impl, fns in impls.items()}, repeats)
+                # numpy's BLAS threads spin after each call and would slow whatever runs next (measured:
+                # ours 4x slower right after numpy at 2 threads), so numpy gets its own rounds afterwards.
+                seconds = measure({impl: fns[mode] for impl, fns in impls.items() if impl != "numpy"}, repeats)
+                seconds.update(measure({"numpy": impls["numpy"][mode]}, repeats))
                 work = None if flops is None else flops * (3 if mode == "forward+backward" else 1)
                 for impl, s in seconds.items():
                     gflops = None if work is None else work / s / 1e9
