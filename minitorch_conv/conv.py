@@ -27,21 +27,21 @@ WORKSPACE_BYTES = 8 * 2 ** 20  # the im2col column buffer never grows past this 
 # -- the closed table: c, h, g and their gradients ------------------------------------------------
 def conv(x, w, geom, algorithm="auto"):
     """c(x, w): the convolution."""
-    y = _launch("conv_forward", geom, algorithm, x.data, w.data, geom.output_shape(len(x.data)))
+    y = launch("conv_forward", geom, x.data, w.data, geom.output_shape(len(x.data)), algorithm)
     return record(y, (x, w), lambda gy, out: (conv_input_grad(w, gy, geom, algorithm),
                                               conv_weight_grad(x, gy, geom, algorithm)))
 
 
 def conv_input_grad(w, y, geom, algorithm="auto"):
     """h(w, y): the adjoint of c in its input."""
-    x = _launch("conv_input_grad", geom, algorithm, w.data, y.data, geom.input_shape(len(y.data)))
+    x = launch("conv_input_grad", geom, w.data, y.data, geom.input_shape(len(y.data)), algorithm)
     return record(x, (w, y), lambda gx, out: (conv_weight_grad(gx, y, geom, algorithm),
                                               conv(gx, w, geom, algorithm)))
 
 
 def conv_weight_grad(x, y, geom, algorithm="auto"):
     """g(x, y): the adjoint of c in its weight."""
-    w = _launch("conv_weight_grad", geom, algorithm, x.data, y.data, geom.weight_shape)
+    w = launch("conv_weight_grad", geom, x.data, y.data, geom.weight_shape, algorithm)
     return record(w, (x, y), lambda gw, out: (conv_input_grad(gw, y, geom, algorithm),
                                               conv(x, gw, geom, algorithm)))
 
@@ -81,16 +81,17 @@ def workspace_elements(geom, batch):
     return lo, max(_kernels.conv_workspace(geom, lo), 1)
 
 
-def _launch(role, geom, algorithm, a, b, out_shape):
-    """Run one of c, h, g on numpy arrays (promoted to one dtype, made contiguous)."""
+def launch(role, geom, a, b, out_shape, algorithm=None):
+    """Run one role (c, h or g: `<family>_forward`, `_input_grad`, `_weight_grad`) on numpy arrays,
+    promoted to one dtype and made contiguous. algorithm None: the family has one kernel per role."""
     dtype = np.result_type(a.dtype, b.dtype)
     a, b = (np.ascontiguousarray(v, dtype=dtype) for v in (a, b))
     out = np.empty(out_shape, dtype)
-    batch = len(b) if role == "conv_input_grad" else len(a)  # h gets the batch from y, c and g from x
+    batch = len(b) if role.endswith("input_grad") else len(a)  # h gets the batch from y, c and g from x
     if algorithm == "auto":
         algorithm = choose_algorithm(geom)
-    if algorithm == "direct":
-        _kernels.run(f"{role}_direct", geom, batch, a, b, out)
+    if algorithm in (None, "direct"):
+        _kernels.run(role if algorithm is None else f"{role}_direct", geom, batch, a, b, out)
     else:
         chunk, size = workspace_elements(geom, batch)
         _kernels.run(f"{role}_im2col", geom, batch, a, b, np.empty(size, dtype), out, chunk=chunk)

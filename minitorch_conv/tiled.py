@@ -12,11 +12,8 @@ exactly as c, h and g do (STYLE.md's table):
 """
 import dataclasses
 
-import numpy as np
-
-from . import _kernels
 from .autograd import record
-from .conv import add_bias, conv_geometry, expect_tensor
+from .conv import add_bias, conv_geometry, expect_tensor, launch
 from .geometry import INPUT_LAYOUTS, check_size
 
 _TILED_LAYOUTS = {1: "(C_out, C_in, k, t)", 2: "(C_out, C_in, kH, kW, tH, tW)",
@@ -28,33 +25,23 @@ _LOCAL_LAYOUTS = {1: "(C_out, C_in, k, L_out)", 2: "(C_out, C_in, kH, kW, H_out,
 # -- the closed table ----------------------------------------------------------------------------
 def tiled_conv(x, w, geom):
     """The forward pass: y[n,o,p] = sum_{i,k} w[o,i,k,p % tile] x[n,i,p*stride + k - pad]."""
-    y = _launch("tiled_forward", geom, x.data, w.data, geom.output_shape(len(x.data)))
+    y = launch("tiled_forward", geom, x.data, w.data, geom.output_shape(len(x.data)))
     return record(y, (x, w), lambda gy, out: (tiled_input_grad(w, gy, geom),
                                               tiled_weight_grad(x, gy, geom)))
 
 
 def tiled_input_grad(w, y, geom):
     """The adjoint of tiled_conv in its input."""
-    x = _launch("tiled_input_grad", geom, w.data, y.data, geom.input_shape(len(y.data)))
+    x = launch("tiled_input_grad", geom, w.data, y.data, geom.input_shape(len(y.data)))
     return record(x, (w, y), lambda gx, out: (tiled_weight_grad(gx, y, geom),
                                               tiled_conv(gx, w, geom)))
 
 
 def tiled_weight_grad(x, y, geom):
     """The adjoint of tiled_conv in its weight."""
-    w = _launch("tiled_weight_grad", geom, x.data, y.data, geom.weight_shape)
+    w = launch("tiled_weight_grad", geom, x.data, y.data, geom.weight_shape)
     return record(w, (x, y), lambda gw, out: (tiled_input_grad(gw, y, geom),
                                               tiled_conv(x, gw, geom)))
-
-
-def _launch(kernel, geom, a, b, out_shape):
-    """Run one role on numpy arrays (promoted to one dtype, made contiguous)."""
-    dtype = np.result_type(a.dtype, b.dtype)
-    a, b = (np.ascontiguousarray(v, dtype=dtype) for v in (a, b))
-    out = np.empty(out_shape, dtype)
-    batch = len(b) if kernel == "tiled_input_grad" else len(a)  # h gets the batch from y, c and g from x
-    _kernels.run(kernel, geom, batch, a, b, out)
-    return out
 
 
 # -- geometry ------------------------------------------------------------------------------------
