@@ -146,14 +146,18 @@ def pool_case(spec, rng, algorithms):
 
 
 def measure(fns, repeats):
-    """Median seconds of each callable, run round-robin after one warm-up call each."""
+    """Median seconds of each callable, run once per round after one warm-up call each. The order is
+    shuffled every round (with a fixed seed): torch's threads spin a while after each call and slow
+    whatever runs next (measured: about 20%), so no implementation always follows torch."""
     for fn in fns.values():
         fn()
-    times = {name: [] for name in fns}
+    names = list(fns)
+    times = {name: [] for name in names}
+    order = np.random.default_rng(0)
     for _ in range(repeats):
-        for name, fn in fns.items():
+        for name in order.permutation(names):
             start = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
