@@ -32,7 +32,9 @@ static int pointwise(const mc_geometry *g)
  * "one after another, each parallel inside". */
 static int small_gemm_threads(int64_t count, int64_t m, int64_t n, int64_t k)
 {
-    if ((double)m * (double)n * (double)k >= 2.0e6)
+    /* With a GEMM for every thread, independent GEMMs side by side beat one parallel GEMM at a
+     * time: no barriers inside them (each gives the same bits on one thread as on many). */
+    if (count < mc_get_num_threads() && (double)m * (double)n * (double)k >= 2.0e6)
         return 1;
     return threads_for(count, count * m * n * k);
 }
