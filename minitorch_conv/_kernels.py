@@ -104,9 +104,9 @@ def build_flags():
 
 def peak_gflops(seconds=0.1):
     """The float32 FMA peak of this machine at the current thread count and SIMD path, measured:
-    the best of three runs of about `seconds` each."""
+    the best of seven runs of about `seconds` each (one busy core spoils a run, not the best)."""
     iterations = max(1, int(seconds * 2e9 / 12))  # ~2 GHz, one round of 12 FMAs per ~6 cycles
-    return max(lib.mc_peak_gflops(iterations) for _ in range(3))
+    return max(lib.mc_peak_gflops(iterations) for _ in range(7))
 
 
 # ---- threads ----------------------------------------------------------------------
