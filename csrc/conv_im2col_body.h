@@ -161,20 +161,27 @@ static int SUFFIX(chunk_c_or_h)(const mc_geometry *g, const SUFFIX(chunk) *c, in
     return rc;
 }
 
-int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
-                                   const T *restrict x, const T *restrict w,
-                                   int64_t chunk, T *restrict work, T *restrict y)
+/* c (forward) or h: the batch chunk by chunk, each chunk its GEMMs. */
+static int SUFFIX(c_or_h)(const mc_geometry *g, int64_t batch, int forward, int64_t chunk, T *work,
+                          const T *x, const T *w, const T *y)
 {
     if (!conv_geometry_ok(g, batch) || chunk < 1)
         return MC_ERR_ARG;
     for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
         const int64_t nb = batch - n0 < chunk ? batch - n0 : chunk;
         const SUFFIX(chunk) c = {layout(g, nb), n0, work};
-        const int rc = SUFFIX(chunk_c_or_h)(g, &c, nb, 1, x, w, y);
+        const int rc = SUFFIX(chunk_c_or_h)(g, &c, nb, forward, x, w, y);
         if (rc != MC_OK)
             return rc;
     }
     return MC_OK;
+}
+
+int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
+                                   const T *restrict x, const T *restrict w,
+                                   int64_t chunk, T *restrict work, T *restrict y)
+{
+    return SUFFIX(c_or_h)(g, batch, 1, chunk, work, x, w, y);
 }
 
 /* w (+)= the slabs' partial sums, in slab order, each element on its own.
@@ -260,14 +267,5 @@ int SUFFIX(mc_conv_input_grad_im2col)(const mc_geometry *g, int64_t batch,
                                       const T *restrict w, const T *restrict y,
                                       int64_t chunk, T *restrict work, T *restrict x)
 {
-    if (!conv_geometry_ok(g, batch) || chunk < 1)
-        return MC_ERR_ARG;
-    for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
-        const int64_t nb = batch - n0 < chunk ? batch - n0 : chunk;
-        const SUFFIX(chunk) c = {layout(g, nb), n0, work};
-        const int rc = SUFFIX(chunk_c_or_h)(g, &c, nb, 0, x, w, y);
-        if (rc != MC_OK)
-            return rc;
-    }
-    return MC_OK;
+    return SUFFIX(c_or_h)(g, batch, 0, chunk, work, x, w, y);
 }

@@ -178,9 +178,8 @@ def c_geometry(geom):
     return struct
 
 
-def run(kernel, geom, batch, *args, chunk=None):
-    """Call `mc_<kernel>_<f32|f64>(geometry, batch, *args)`; `chunk`, if given, goes before the last
-    two arguments (the workspace and the output of an im2col algorithm).
+def run(kernel, geom, batch, *args):
+    """Call `mc_<kernel>_<f32|f64>(geometry, batch, *args)`, args in the C signature's order.
 
     args are numpy arrays (float arrays of one dtype, which names the kernel, and int64 index arrays)
     and plain numbers. The callers (conv.py, tiled.py, pool.py) have checked the geometry and
@@ -196,8 +195,6 @@ def run(kernel, geom, batch, *args, chunk=None):
                                 f"got {a.dtype} with strides {a.strides}")
             a = ffi.from_buffer(_CTYPES[a.dtype], a)
         c_args.append(a)
-    if chunk is not None:
-        c_args.insert(len(c_args) - 2, chunk)
     fn = getattr(lib, f"mc_{kernel}_{_DTYPES[dtype]}")
     _check(fn(c_geometry(geom), batch, *c_args), kernel)
 

@@ -94,7 +94,7 @@ def launch(role, geom, a, b, out_shape, algorithm=None):
         _kernels.run(role if algorithm is None else f"{role}_direct", geom, batch, a, b, out)
     else:
         chunk, size = workspace_elements(geom, batch)
-        _kernels.run(f"{role}_im2col", geom, batch, a, b, np.empty(size, dtype), out, chunk=chunk)
+        _kernels.run(f"{role}_im2col", geom, batch, a, b, chunk, np.empty(size, dtype), out)
     return out
 
 

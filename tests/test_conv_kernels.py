@@ -105,7 +105,7 @@ def conv(role, algorithm, geom, batch, a, b, chunk=None):
         chunk = chunk or max(batch, 1)
         size = workspace_size(geom, min(chunk, max(batch, 1)))
         work_buf = np.full(size + 7, 42, a.dtype)
-        K.run(f"conv_{role}_im2col", geom, batch, a, b, work_buf[:size], out, chunk=chunk)
+        K.run(f"conv_{role}_im2col", geom, batch, a, b, chunk, work_buf[:size], out)
         assert np.all(work_buf[size:] == 42), "wrote past the workspace"
     assert np.all(out_buf[out_size:] == 42), "wrote past the output"
     return out
@@ -292,7 +292,7 @@ def test_pointwise_does_not_touch_the_workspace(role, dtype):
     x_shape, w_shape, y_shape = shapes(geom, case.batch)
     out = np.full({"forward": y_shape, "input_grad": x_shape, "weight_grad": w_shape}[role], np.nan, dtype)
     work = np.full(1, 42, dtype)
-    K.run(f"conv_{role}_im2col", geom, case.batch, a, b, work, out, chunk=1)
+    K.run(f"conv_{role}_im2col", geom, case.batch, a, b, 1, work, out)
     assert work[0] == 42
     assert_matches_reference(out, role, geom, a, b, dtype)
 
@@ -504,7 +504,7 @@ def test_c_rejects_an_inconsistent_geometry(bad, role, algorithm):
         if algorithm == "direct":
             K.run(kernel, geom, 2, *big)
         else:
-            K.run(kernel, geom, 2, big[0], big[1], np.zeros(10_000), big[2], chunk=1)
+            K.run(kernel, geom, 2, big[0], big[1], 1, np.zeros(10_000), big[2])
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -513,7 +513,7 @@ def test_c_rejects_a_chunk_below_one(role, chunk):
     geom = Case(2, 4, 4, (5, 5), (3, 3)).geometry()
     a, b = operands(role, geom, 2, np.float64)
     with pytest.raises(ValueError, match="im2col"):
-        K.run(f"conv_{role}_im2col", geom, 2, a, b, np.zeros(10_000), np.zeros(10_000), chunk=chunk)
+        K.run(f"conv_{role}_im2col", geom, 2, a, b, chunk, np.zeros(10_000), np.zeros(10_000))
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -525,4 +525,4 @@ def test_c_rejects_a_negative_batch(algorithm):
         if algorithm == "direct":
             K.run(kernel, geom, -1, *arrays)
         else:
-            K.run(kernel, geom, -1, arrays[0], arrays[1], np.zeros(1000), arrays[2], chunk=1)
+            K.run(kernel, geom, -1, arrays[0], arrays[1], 1, np.zeros(1000), arrays[2])
