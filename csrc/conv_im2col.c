@@ -1,7 +1,9 @@
 /* conv_im2col.c — the chapter's c, h and g as im2col + GEMM (col2im for h),
  * float and double from one body (conv_im2col_body.h).
  *
- * The batch goes through `chunk` images at a time: im2col of the chunk into
+ * c never stores its column matrix: mc_gemm_panels packs it from x sliver by
+ * sliver (see make_taps). h and g go through the batch `chunk` images at a
+ * time: im2col of the chunk into
  * the caller's workspace, the images side by side, then one GEMM per group
  * for the whole chunk (chunk_layout below). Work is shared out in pieces that
  * do not depend on the thread count, and mc_gemm gives the same bits at any
@@ -9,6 +11,7 @@
  * gradient sums over a chunk's images inside one GEMM, so another chunk
  * groups the sum differently and may change the last bits. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mc.h"
@@ -87,15 +90,15 @@ static int64_t padded_stride(int64_t n)
  *                      (not for a chunk of one image, whose Y' is y[n0] itself)
  *   part  slabs x O x rows   a weight gradient's partial sums, if cut into slabs
  * A chunk of one image keeps ld = L: its workspace is the plain im2col's.
- * Each group then needs one GEMM over the whole chunk, nb*L columns wide. c
- * and h go image by image instead (GEMMs L wide, on y in place, no Y' copy)
+ * Each group then needs one GEMM over the whole chunk, nb*L columns wide. h
+ * goes image by image instead (GEMMs L wide, on y in place, no Y' copy)
  * when one image's GEMM is already large enough to pay for its call, and a
  * pointwise kernel, whose X' cannot sit side by side, goes image by image in
- * all three roles. */
+ * both roles. */
 typedef struct chunk_layout {
     int pw;            /* pointwise: X' of image n is x[n] */
     int y_in_place;    /* n == L (pointwise, or a chunk of one): Y' is y itself */
-    int image_gemms;   /* c and h: one GEMM per (image, group) */
+    int image_gemms;   /* h: one GEMM per (image, group) */
     int64_t n, ld;     /* columns of the one-GEMM-per-chunk layout, and their row stride */
     int64_t slab, slabs;  /* a weight gradient's cut along k: width, count (weight_grad_slab) */
     int64_t cols, wide, part, size;  /* offsets of X', Y', part; elements in all */
@@ -133,6 +136,32 @@ int64_t mc_conv_im2col_workspace(const mc_geometry *g, int64_t chunk)
         return INT64_MAX;
     return layout(g, chunk).size;
 }
+
+/* Where row r = (c, kd, kh, kw) of one group's column matrix reads: channel
+ * plane offset c*D*H*W and the dilated kernel offsets, so that packing a
+ * sliver needs no division per row. */
+typedef struct tap {
+    int64_t plane, d, h, w;
+} tap;
+
+static tap *make_taps(const mc_geometry *g)
+{
+    const int64_t K = spatial_size(g->kernel), rows = g->channels / g->groups * K;
+    tap *taps = malloc((size_t)rows * sizeof *taps);
+    if (!taps)
+        return NULL;
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t k = r % K, kw = k % g->kernel[2], kh = k / g->kernel[2] % g->kernel[1];
+        const int64_t kd = k / g->kernel[2] / g->kernel[1];
+        taps[r] = (tap){r / K * spatial_size(g->in), kd * g->dilation[0], kh * g->dilation[1],
+                        kw * g->dilation[2]};
+    }
+    return taps;
+}
+
+/* The forward's column panels: at most this many columns, so that a panel
+ * of B (k-block x panel) stays in L2 beside its A block. */
+#define PANEL_COLUMNS 256
 
 #define BODY "conv_im2col_body.h"
 #include "for_each_dtype.h"

@@ -1,37 +1,31 @@
 /* conv_im2col_body.h — c, h and g by im2col + GEMM for one dtype.
  * conv_im2col.c includes it once per dtype with T and SUFFIX(name) defined.
  *
- * A chunk of nb images sits side by side in the workspace (X' and Y', see
- * chunk_layout in conv_im2col.c), so that each group needs one GEMM per
- * chunk, nb*L columns wide, rather than one per image: for small images the
- * calls were most of the time. With cin_g = C/groups, cout_g = O/groups,
- * K = kD*kH*kW, L = oD*oH*oW, rows = cin_g*K, per group gr X'_gr (rows x nb*L)
- * and Y'_gr (cout_g x nb*L) are its rows of X' and Y', W_gr (cout_g x rows) is
- * w[gr*cout_g ..]:
- *   c:  Y'_gr = W_gr @ X'_gr, then Y' is copied into y
- *   g:  Y' is copied from y, then W_gr (+)= Y'_gr @ X'_gr^T   (chunks in batch order, the first =)
- *   h:  Y' is copied from y, X'_gr = W_gr^T @ Y'_gr, then col2im
- * Where the layout says so, the same products go image by image, one block
- * of L columns each, on y (and, pointwise, x) in place. Transposes are
- * strides handed to mc_gemm, never copies. */
+ * With cin_g = C/groups, cout_g = O/groups, K = kD*kH*kW, L = oD*oH*oW,
+ * rows = cin_g*K, W_gr (cout_g x rows) is w[gr*cout_g ..], and X'_gr, Y'_gr
+ * are group gr's rows of the column matrix and of y:
+ *   c:  Y'_gr = W_gr @ X'_gr      X' never stored: each sliver packed from x (mc_gemm_panels)
+ *   g:  W_gr (+)= Y'_gr @ X'_gr^T (chunks in batch order, the first =)
+ *   h:  X'_gr = W_gr^T @ Y'_gr, then col2im
+ * For g and h a chunk of nb images sits side by side in the workspace (X'
+ * and Y', see chunk_layout in conv_im2col.c), so that each group needs one
+ * GEMM per chunk, nb*L columns wide, rather than one per image: for small
+ * images the calls were most of the time. Where the layout says so, the same
+ * products go image by image, one block of L columns each, on y (and,
+ * pointwise, x) in place. Transposes are strides handed to mc_gemm, never
+ * copies. */
 
-/* Y' (rows ld apart) from y (to_y == 0) or y from Y' (to_y != 0), row by
- * row: each (image, channel) row is one copy of L elements, whatever the
- * thread count. */
-static void SUFFIX(spread)(int64_t nb, int64_t O, int64_t L, int64_t ld, int to_y,
-                           T *restrict wide, T *restrict y)
+/* Y' (rows ld apart) from y, row by row: each (image, channel) row is one
+ * copy of L elements, whatever the thread count. */
+static void SUFFIX(spread)(int64_t nb, int64_t O, int64_t L, int64_t ld, T *restrict wide,
+                           const T *restrict y)
 {
     const int64_t count = nb * O;
     const int nt = threads_for(count, count * L);
 
     #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t r = 0; r < count; ++r) {
-        T *row = wide + (r % O) * ld + r / O * L;
-        if (to_y)
-            memcpy(y + r * L, row, (size_t)L * sizeof(T));
-        else
-            memcpy(row, y + r * L, (size_t)L * sizeof(T));
-    }
+    for (int64_t r = 0; r < count; ++r)
+        memcpy(wide + (r % O) * ld + r / O * L, y + r * L, (size_t)L * sizeof(T));
 }
 
 /* One chunk: its layout and place in the batch. */
@@ -74,55 +68,40 @@ static SUFFIX(operands) SUFFIX(block)(const mc_geometry *g, const SUFFIX(chunk) 
     return op;
 }
 
-/* Images [i0, i1) of a chunk laid out side by side: c (forward) or h on
- * their columns only — im2col, one GEMM per group, the copy to y; or the copy
- * from y, one GEMM per group, col2im. Run once for the whole chunk, each step
- * parallel inside, or side by side for runs of its images, when a chunk of
- * small images is better shared out whole than step by step (one parallel
- * region instead of one per step and barriers inside mc_gemm). Every output
- * column comes out the same either way: the GEMMs' columns are independent. */
-static int SUFFIX(run_images)(const mc_geometry *g, const SUFFIX(chunk) *c, int forward,
-                              const T *x, const T *w, const T *y, int64_t i0, int64_t i1)
+/* h on images [i0, i1) of a chunk laid out side by side: the copy from y,
+ * one GEMM per group on their columns only, col2im. Run once for the whole
+ * chunk, each step parallel inside, or side by side for runs of its images,
+ * when a chunk of small images is better shared out whole than step by step
+ * (one parallel region instead of one per step and barriers inside mc_gemm).
+ * Every output column comes out the same either way: the GEMMs' columns are
+ * independent. */
+static int SUFFIX(input_grad_images)(const mc_geometry *g, const SUFFIX(chunk) *c, T *x,
+                                     const T *w, const T *y, int64_t i0, int64_t i1)
 {
     const int64_t C = g->channels, O = g->out_channels, G = g->groups, L = spatial_size(g->out);
     const int64_t cout_g = O / G, rows = C / G * spatial_size(g->kernel);
     const int64_t nr = i1 - i0, n = nr * L, ld = c->at.ld;
-    T *x_run = (T *)x + (c->n0 + i0) * C * spatial_size(g->in), *cols = c->work + c->at.cols + i0 * L;
-    T *y_run = (T *)y + (c->n0 + i0) * O * L, *wide = c->work + c->at.wide + i0 * L;
+    if (!c->at.y_in_place)
+        SUFFIX(spread)(nr, O, L, ld, c->work + c->at.wide + i0 * L, y + (c->n0 + i0) * O * L);
     int rc = MC_OK;
-
-    if (forward)
-        rc = SUFFIX(mc_im2col_wide)(g, nr, x_run, ld, cols);
-    else if (!c->at.y_in_place)
-        SUFFIX(spread)(nr, O, L, ld, 0, wide, y_run);
-    if (rc != MC_OK)
-        return rc;
-    const int nt = small_gemm_threads(G, forward ? cout_g : rows, n, forward ? rows : cout_g);
+    const int nt = small_gemm_threads(G, rows, n, cout_g);
     #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(max: rc)
     for (int64_t gr = 0; gr < G; ++gr) {
         const SUFFIX(operands) op = SUFFIX(block)(g, c, 0, x, y, 0, gr);
-        const T *wg = w + gr * cout_g * rows;
-        const int e = forward
-            ? SUFFIX(mc_gemm)(cout_g, n, rows, wg, rows, 1, op.cols + i0 * L, op.ldc, 1,
-                              0, op.y + i0 * L, op.ldy)
-            : SUFFIX(mc_gemm)(rows, n, cout_g, wg, 1, rows, op.y + i0 * L, op.ldy, 1,
-                              0, op.cols + i0 * L, op.ldc);
+        const int e = SUFFIX(mc_gemm)(rows, n, cout_g, w + gr * cout_g * rows, 1, rows,
+                                      op.y + i0 * L, op.ldy, 1, 0, op.cols + i0 * L, op.ldc);
         rc = e > rc ? e : rc;
     }
     if (rc != MC_OK)
         return rc;
-    if (!forward)
-        return SUFFIX(mc_col2im_wide)(g, nr, cols, ld, x_run);
-    if (!c->at.y_in_place)
-        SUFFIX(spread)(nr, O, L, ld, 1, wide, y_run);
-    return MC_OK;
+    return SUFFIX(mc_col2im_wide)(g, nr, c->work + c->at.cols + i0 * L, ld,
+                                  x + (c->n0 + i0) * C * spatial_size(g->in));
 }
 
-/* c and h for one chunk: image by image where the layout says so, else over
- * the chunk side by side — in runs of whole images, one per thread, or at
- * once. The casts: h writes x, c writes y. */
-static int SUFFIX(chunk_c_or_h)(const mc_geometry *g, const SUFFIX(chunk) *c, int64_t nb,
-                                int forward, const T *x, const T *w, const T *y)
+/* h for one chunk: image by image where the layout says so, else over the
+ * chunk side by side — in runs of whole images, one per thread, or at once. */
+static int SUFFIX(chunk_input_grad)(const mc_geometry *g, const SUFFIX(chunk) *c, int64_t nb,
+                                    T *x, const T *w, const T *y)
 {
     const int64_t O = g->out_channels, G = g->groups, L = spatial_size(g->out);
     const int64_t cout_g = O / G, rows = g->channels / G * spatial_size(g->kernel);
@@ -133,55 +112,162 @@ static int SUFFIX(chunk_c_or_h)(const mc_geometry *g, const SUFFIX(chunk) *c, in
         const int runs = nb >= 4 * mc_get_num_threads() ? threads_for(nb, G * cout_g * rows * nb * L) : 1;
         #pragma omp parallel for schedule(static) num_threads(runs) if (runs > 1) reduction(max: rc)
         for (int64_t r = 0; r < runs; ++r) {
-            const int e = SUFFIX(run_images)(g, c, forward, x, w, y, nb * r / runs, nb * (r + 1) / runs);
+            const int e = SUFFIX(input_grad_images)(g, c, x, w, y, nb * r / runs, nb * (r + 1) / runs);
             rc = e > rc ? e : rc;
         }
         return rc;
     }
-    if (!c->at.pw && forward)
-        rc = SUFFIX(mc_im2col_wide)(g, nb, x + c->n0 * g->channels * spatial_size(g->in), c->at.ld,
-                                    c->work + c->at.cols);
-    if (rc != MC_OK)
-        return rc;
-    const int nt = small_gemm_threads(nb * G, forward ? cout_g : rows, L, forward ? rows : cout_g);
-    /* one GEMM per (image, group), each writing its own block of y (x's columns);
-     * pointwise, X' is x itself, so h's GEMMs write x directly */
+    const int nt = small_gemm_threads(nb * G, rows, L, cout_g);
+    /* one GEMM per (image, group), each writing its own block of X';
+     * pointwise, X' is x itself, so the GEMMs write x directly */
     #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(max: rc)
     for (int64_t t = 0; t < nb * G; ++t) {
         const SUFFIX(operands) op = SUFFIX(block)(g, c, 1, x, y, t / G, t % G);
-        const T *wg = w + t % G * cout_g * rows;
-        const int e = forward
-            ? SUFFIX(mc_gemm)(cout_g, L, rows, wg, rows, 1, op.cols, op.ldc, 1, 0, op.y, op.ldy)
-            : SUFFIX(mc_gemm)(rows, L, cout_g, wg, 1, rows, op.y, op.ldy, 1, 0, op.cols, op.ldc);
+        const int e = SUFFIX(mc_gemm)(rows, L, cout_g, w + t % G * cout_g * rows, 1, rows,
+                                      op.y, op.ldy, 1, 0, op.cols, op.ldc);
         rc = e > rc ? e : rc;
     }
-    if (rc == MC_OK && !c->at.pw && !forward)
+    if (rc == MC_OK && !c->at.pw)
         rc = SUFFIX(mc_col2im_wide)(g, nb, c->work + c->at.cols, c->at.ld,
-                                    (T *)x + c->n0 * g->channels * spatial_size(g->in));
+                                    x + c->n0 * g->channels * spatial_size(g->in));
     return rc;
 }
 
-/* c (forward) or h: the batch chunk by chunk, each chunk its GEMMs. */
-static int SUFFIX(c_or_h)(const mc_geometry *g, int64_t batch, int forward, int64_t chunk, T *work,
-                          const T *x, const T *w, const T *y)
+/* c without a column matrix: the GEMM Y_n,gr = W_gr @ X'_n,gr of every image
+ * and group, in column panels (see mc_gemm_panels), each sliver of X' packed
+ * straight from x as the micro-kernel is about to read it. */
+typedef struct SUFFIX(forward_job) {
+    const mc_geometry *g;
+    const tap *taps;       /* the rows of X'_gr: where each one reads in a group's channels */
+    int64_t in[3], out[3]; /* g's sizes; for a pointwise kernel the planes as one row (1, 1, L) */
+    int64_t panels, width; /* column panels per (image, group), and their width */
+    int64_t ahead;         /* how far on in x the same tap reads for a later sliver */
+    const T *x;
+    T *y;
+} SUFFIX(forward_job);
+
+static SUFFIX(gemm_panel) SUFFIX(forward_panel)(const void *ctx, int64_t t)
 {
-    if (!conv_geometry_ok(g, batch) || chunk < 1)
-        return MC_ERR_ARG;
-    for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
-        const int64_t nb = batch - n0 < chunk ? batch - n0 : chunk;
-        const SUFFIX(chunk) c = {layout(g, nb), n0, work};
-        const int rc = SUFFIX(chunk_c_or_h)(g, &c, nb, forward, x, w, y);
-        if (rc != MC_OK)
-            return rc;
+    const SUFFIX(forward_job) *job = ctx;
+    const int64_t O = job->g->out_channels, G = job->g->groups, L = spatial_size(job->g->out);
+    const int64_t image = t / job->panels / G, gr = t / job->panels % G, l0 = t % job->panels * job->width;
+    SUFFIX(gemm_panel) p = {gr, L - l0 < job->width ? L - l0 : job->width,
+                            job->y + (image * O + gr * (O / G)) * L + l0, L};
+    return p;
+}
+
+/* Columns [l0, l0 + nr) of X' from one image's group of channels x, rows [p0,
+ * p0 + kc), `width` apart. Loop order: runs of columns within one output row
+ * outer, so that each row of X' is a copy from one row of x (with zeros where
+ * it reads padding); the common case, a whole sliver from the inside of a
+ * row at stride 1, is one fixed-size copy (width is a constant here). */
+static inline __attribute__((always_inline)) MC_INLINE_LOOPS void
+SUFFIX(pack_columns)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int64_t kc,
+                     int64_t l0, int64_t nr, const int64_t width, T *restrict dst)
+{
+    const mc_geometry *g = job->g;
+    const tap *taps = job->taps;
+    const int64_t D = job->in[0], H = job->in[1], W = job->in[2];
+    const int64_t oH = job->out[1], oW = job->out[2], s = g->stride[2];
+    for (int64_t l = l0; l < l0 + nr;) {
+        const int64_t ow = l % oW, oh = l / oW % oH, od = l / oW / oH;
+        const int64_t run = oW - ow < l0 + nr - l ? oW - ow : l0 + nr - l;
+        const int64_t d0 = od * g->stride[0] - g->pad[0], h0 = oh * g->stride[1] - g->pad[1];
+        const int64_t w0 = ow * s - g->pad[2];
+        T *col = dst + (l - l0);
+        for (int64_t p = p0; p < p0 + kc; ++p, col += width) {
+            const tap tp = taps[p];
+            const int64_t id = d0 + tp.d, ih = h0 + tp.h, iw = w0 + tp.w;
+            const T *row = x + tp.plane + (id * H + ih) * W + iw; /* row[i * s], i in [lo, hi) */
+            /* x streams in from dozens of planes at once, a pattern no hardware
+             * prefetcher follows: fetch what this tap reads for a later sliver */
+            __builtin_prefetch(row + job->ahead);
+            int64_t lo = 0, hi = 0;
+            if (in_range(id, D) && in_range(ih, H)) {
+                if (iw >= 0 && iw + (run - 1) * s < W) {  /* inside the row: no padding */
+                    if (s == 1 && run == width)
+                        for (int64_t i = 0; i < width; ++i)
+                            col[i] = row[i];
+                    else if (s == 1)
+                        for (int64_t i = 0; i < run; ++i)
+                            col[i] = row[i];
+                    else if (s == 2)
+                        for (int64_t i = 0; i < run; ++i)
+                            col[i] = row[2 * i];
+                    else
+                        for (int64_t i = 0; i < run; ++i)
+                            col[i] = row[i * s];
+                    continue;
+                }
+                if (s == 1) {  /* valid_range without its divisions */
+                    lo = -iw < 0 ? 0 : -iw < run ? -iw : run;
+                    hi = W - iw < lo ? lo : W - iw < run ? W - iw : run;
+                } else {
+                    valid_range(iw, s, W, run, &lo, &hi);
+                }
+            }
+            if (run == width)
+                for (int64_t i = 0; i < width; ++i)
+                    col[i] = 0;
+            else
+                for (int64_t i = 0; i < run; ++i)
+                    col[i] = 0;
+            for (int64_t i = lo; i < hi; ++i)
+                col[i] = row[i * s];
+        }
+        l += run;
     }
-    return MC_OK;
+    for (int64_t p = 0; p < kc; ++p)
+        for (int64_t j = nr; j < width; ++j)
+            dst[p * width + j] = 0;
+}
+
+static MC_INLINE_LOOPS void SUFFIX(forward_sliver)(const void *ctx, int64_t t, int64_t p0, int64_t kc, int64_t j,
+                                   int64_t nr, int64_t width, T *restrict dst)
+{
+    const SUFFIX(forward_job) *job = ctx;
+    const mc_geometry *g = job->g;
+    const int64_t G = g->groups, cin_g = g->channels / G;
+    const int64_t image = t / job->panels / G, gr = t / job->panels % G;
+    const T *x = job->x + (image * g->channels + gr * cin_g) * spatial_size(g->in);
+    const int64_t l0 = t % job->panels * job->width + j;
+    switch (width) { /* every kernel's sliver width (gemm.c): a constant in each copy */
+    case 4: SUFFIX(pack_columns)(job, x, p0, kc, l0, nr, 4, dst); break;
+    case 8: SUFFIX(pack_columns)(job, x, p0, kc, l0, nr, 8, dst); break;
+    case 16: SUFFIX(pack_columns)(job, x, p0, kc, l0, nr, 16, dst); break;
+    case 32: SUFFIX(pack_columns)(job, x, p0, kc, l0, nr, 32, dst); break;
+    default: SUFFIX(pack_columns)(job, x, p0, kc, l0, nr, width, dst);
+    }
 }
 
 int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
-                                   const T *restrict x, const T *restrict w,
-                                   int64_t chunk, T *restrict work, T *restrict y)
+                                   const T *restrict x, const T *restrict w, T *restrict y)
 {
-    return SUFFIX(c_or_h)(g, batch, 1, chunk, work, x, w, y);
+    if (!conv_geometry_ok(g, batch))
+        return MC_ERR_ARG;
+    const int64_t O = g->out_channels, G = g->groups, L = spatial_size(g->out);
+    const int64_t cout_g = O / G, rows = g->channels / G * spatial_size(g->kernel);
+    if (batch * O * L == 0)
+        return MC_OK;
+    if (rows == 0) {
+        memset(y, 0, (size_t)(batch * O * L) * sizeof(T));
+        return MC_OK;
+    }
+    tap *taps = make_taps(g);
+    if (!taps)
+        return MC_ERR_NOMEM;
+    const int64_t panels = (L + PANEL_COLUMNS - 1) / PANEL_COLUMNS;
+    const int64_t width = ((L + panels - 1) / panels + 15) / 16 * 16;
+    const int flat = pointwise(g);
+    const SUFFIX(forward_job) job = {g, taps, {flat ? 1 : g->in[0], flat ? 1 : g->in[1], flat ? L : g->in[2]},
+                                     {flat ? 1 : g->out[0], flat ? 1 : g->out[1], flat ? L : g->out[2]},
+                                     panels, width, flat ? 16 : g->stride[1] * g->in[2], x, y};
+    const int64_t tasks = batch * G * panels;
+    const int rc = SUFFIX(mc_gemm_panels)(cout_g, rows, G, w, tasks, width, SUFFIX(forward_panel),
+                                          SUFFIX(forward_sliver), &job,
+                                          threads_for(tasks, batch * O * L * rows));
+    free(taps);
+    return rc;
 }
 
 /* w (+)= the slabs' partial sums, in slab order, each element on its own.
@@ -229,7 +315,7 @@ int SUFFIX(mc_conv_weight_grad_im2col)(const mc_geometry *g, int64_t batch,
         if (rc != MC_OK)
             return rc;
         if (!per_image && !c.at.y_in_place)
-            SUFFIX(spread)(nb, O, L, c.at.ld, 0, work + c.at.wide, (T *)y + n0 * O * L);
+            SUFFIX(spread)(nb, O, L, c.at.ld, work + c.at.wide, y + n0 * O * L);
         /* One task per (group, slab). Blocks add into the same product, so a
          * task takes them one after another, in batch order. Unsliced, the
          * product is W_gr itself, and the very first one overwrites w; sliced,
@@ -267,5 +353,14 @@ int SUFFIX(mc_conv_input_grad_im2col)(const mc_geometry *g, int64_t batch,
                                       const T *restrict w, const T *restrict y,
                                       int64_t chunk, T *restrict work, T *restrict x)
 {
-    return SUFFIX(c_or_h)(g, batch, 0, chunk, work, x, w, y);
+    if (!conv_geometry_ok(g, batch) || chunk < 1)
+        return MC_ERR_ARG;
+    for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
+        const int64_t nb = batch - n0 < chunk ? batch - n0 : chunk;
+        const SUFFIX(chunk) c = {layout(g, nb), n0, work};
+        const int rc = SUFFIX(chunk_input_grad)(g, &c, nb, x, w, y);
+        if (rc != MC_OK)
+            return rc;
+    }
+    return MC_OK;
 }

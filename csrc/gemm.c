@@ -11,11 +11,13 @@
  * Scratch: the packed panels are allocated here per call (64-byte aligned,
  * a few MB at most) rather than passed in, so Python needs no knowledge of
  * the blocking; allocation failure returns MC_ERR_NOMEM. */
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mc.h"
+#include "kernel.h"
 
 /* Blocking shared by every path. GEMM_NC (columns of the packed B panel,
  * kept in L3) and GEMM_MB (rows of A packed per step) bound the scratch;

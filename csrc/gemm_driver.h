@@ -91,3 +91,63 @@ int SUFFIX(mc_gemm)(int64_t m, int64_t n, int64_t k,
     free(bp);
     return MC_OK;
 }
+
+/* The product behind an implicit GEMM (the convolution's forward, where B
+ * would be the column matrix): a few m x k matrices A (the groups' weights,
+ * row-major, one after another) are packed once, then multiplied into many
+ * column panels of a B that is never stored. Panel t says which A it uses and
+ * where its columns of C go (panel_of); its slivers of B are packed straight
+ * from wherever B's entries live (sliver). Each panel runs on one thread from
+ * its first k-block to its last, so there are no barriers, and every element
+ * of C is summed in the same order at any thread count. The k-blocks are cut
+ * evenly (576 = 3 x 192, not 256 + 256 + 64): a thin last block pays C's
+ * loads and stores for a few FMAs. */
+int SUFFIX(mc_gemm_panels)(int64_t m, int64_t k, int64_t count_a, const T *a,
+                           int64_t panels, int64_t max_n, SUFFIX(gemm_panel_fn) panel_of,
+                           SUFFIX(gemm_sliver_fn) sliver, const void *ctx, int nt)
+{
+    if (m <= 0 || k <= 0 || count_a <= 0 || panels <= 0 || max_n <= 0 || nt < 1)
+        return MC_ERR_ARG;
+    const struct SUFFIX(gemm_kernel) *kr = SUFFIX(kernels)[mc_simd_level()];
+    const int64_t MR = kr->mr, NR = kr->nr;
+    const int64_t kblocks = ceil_div(k, kr->kc), kcb = ceil_div(k, kblocks);
+    const int64_t m_pad = ceil_div(m, MR) * MR, width = ceil_div(max_n, NR) * NR;
+    const int64_t a_slivers = count_a * kblocks * (m_pad / MR);
+    if (nt > panels)
+        nt = (int)panels;
+    T *ap = scratch(count_a * m_pad * k * (int64_t)sizeof(T));
+    T *bp = scratch(nt * kcb * width * (int64_t)sizeof(T));
+    if (!ap || !bp) {
+        free(ap);
+        free(bp);
+        return MC_ERR_NOMEM;
+    }
+
+    /* A's packed layout: matrix by matrix, k-block by k-block, each block
+     * m_pad x kc in MR-row slivers, as macro() reads it. */
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        #pragma omp for schedule(static)
+        for (int64_t s = 0; s < a_slivers; ++s) {
+            const int64_t ai = s / (kblocks * (m_pad / MR)), b = s / (m_pad / MR) % kblocks;
+            const int64_t i = s % (m_pad / MR) * MR, p0 = b * kcb;
+            const int64_t kc = k - p0 < kcb ? k - p0 : kcb;
+            kr->pack_a(m - i < MR ? m - i : MR, kc, a + ai * m * k + i * k + p0, k, 1,
+                       ap + ai * m_pad * k + p0 * m_pad + i * kc);
+        }
+        T *mine = bp + (int64_t)omp_get_thread_num() * kcb * width;
+        #pragma omp for schedule(static)
+        for (int64_t t = 0; t < panels; ++t) {
+            const SUFFIX(gemm_panel) p = panel_of(ctx, t);
+            for (int64_t b = 0; b < kblocks; ++b) {
+                const int64_t p0 = b * kcb, kc = k - p0 < kcb ? k - p0 : kcb;
+                for (int64_t j = 0; j < p.n; j += NR)
+                    sliver(ctx, t, p0, kc, j, p.n - j < NR ? p.n - j : NR, NR, mine + j * kc);
+                kr->macro(m, p.n, kc, ap + p.a * m_pad * k + p0 * m_pad, mine, p.c, p.c_rs, b == 0);
+            }
+        }
+    }
+    free(ap);
+    free(bp);
+    return MC_OK;
+}

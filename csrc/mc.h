@@ -105,15 +105,16 @@ int mc_gemm_f64(int64_t m, int64_t n, int64_t k,
  *   c (forward)     y[n,o,p] = sum_{i in group(o), k} w[o,i,k] x[n,i, p*stride + k*dilation - pad]
  *   h (input grad)  x = the adjoint of c in x:  <c(x, w), y> = <x, h(w, y)>; x is overwritten
  *   g (weight grad) w = the adjoint of c in w:  <c(x, w), y> = <w, g(x, y)>; w is overwritten
- * Two algorithms behind one signature: direct loops, and im2col + GEMM, which works
- * through the batch `chunk` images at a time in `work`, a buffer of
+ * Two algorithms: direct loops, and im2col + GEMM. The im2col c packs the column
+ * matrix straight from x, a sliver at a time, as the GEMM reads it; h and g build
+ * it, `chunk` images at a time, in `work`, a buffer of
  * mc_conv_im2col_workspace(g, min(chunk, batch)) elements.
  * All are deterministic: bit-identical results at any thread count (for one chunk;
  * another chunk may change the last bits, as the sums group differently). */
 int mc_conv_forward_direct_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict w, float *restrict y);
 int mc_conv_forward_direct_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict w, double *restrict y);
-int mc_conv_forward_im2col_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict w, int64_t chunk, float *restrict work, float *restrict y);
-int mc_conv_forward_im2col_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict w, int64_t chunk, double *restrict work, double *restrict y);
+int mc_conv_forward_im2col_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict w, float *restrict y);
+int mc_conv_forward_im2col_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict w, double *restrict y);
 int mc_conv_input_grad_direct_f32(const mc_geometry *g, int64_t batch, const float *restrict w, const float *restrict y, float *restrict x);
 int mc_conv_input_grad_direct_f64(const mc_geometry *g, int64_t batch, const double *restrict w, const double *restrict y, double *restrict x);
 int mc_conv_input_grad_im2col_f32(const mc_geometry *g, int64_t batch, const float *restrict w, const float *restrict y, int64_t chunk, float *restrict work, float *restrict x);
@@ -123,7 +124,7 @@ int mc_conv_weight_grad_direct_f64(const mc_geometry *g, int64_t batch, const do
 int mc_conv_weight_grad_im2col_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict y, int64_t chunk, float *restrict work, float *restrict w);
 int mc_conv_weight_grad_im2col_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict y, int64_t chunk, double *restrict work, double *restrict w);
 
-/* The workspace elements the im2col kernels need (any role) for `chunk` images:
+/* The workspace elements the im2col h and g need for `chunk` images:
  * the chunk's column matrix and its slice of y, side by side, and partial sums of a
  * weight gradient cut along its long side (a 1x1 stride-1 unpadded kernel reads x and
  * y in place, so at most those). -1 for a bad geometry or chunk < 1; INT64_MAX if the

@@ -200,7 +200,7 @@ def run(kernel, geom, batch, *args):
 
 
 def conv_workspace(geom, chunk):
-    """Elements of workspace the im2col convolution kernels need for `chunk` images (any role)."""
+    """Elements of workspace the im2col h and g need for `chunk` images (c packs straight from x)."""
     n = lib.mc_conv_im2col_workspace(c_geometry(geom), chunk)
     if n < 0:
         raise ValueError(f"conv_workspace: C refused the geometry or chunk={chunk}")

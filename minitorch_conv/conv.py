@@ -22,6 +22,7 @@ from .tensor import expect_tensor
 
 ALGORITHMS = ("auto", "im2col", "direct")
 WORKSPACE_BYTES = 8 * 2 ** 20  # the im2col column buffer never grows past this (unless one image needs more): small chunks stay in cache
+WORKSPACE_ROLES = ("conv_input_grad", "conv_weight_grad")  # the im2col c packs its columns straight from x
 
 
 # -- the closed table: c, h, g and their gradients ------------------------------------------------
@@ -90,11 +91,12 @@ def launch(role, geom, a, b, out_shape, algorithm=None):
     batch = len(b) if role.endswith("input_grad") else len(a)  # h gets the batch from y, c and g from x
     if algorithm == "auto":
         algorithm = choose_algorithm(geom)
-    if algorithm in (None, "direct"):
-        _kernels.run(role if algorithm is None else f"{role}_direct", geom, batch, a, b, out)
-    else:
+    kernel = role if algorithm is None else f"{role}_{algorithm}"
+    if algorithm == "im2col" and role in WORKSPACE_ROLES:
         chunk, size = workspace_elements(geom, batch)
-        _kernels.run(f"{role}_im2col", geom, batch, a, b, chunk, np.empty(size, dtype), out)
+        _kernels.run(kernel, geom, batch, a, b, chunk, np.empty(size, dtype), out)
+    else:
+        _kernels.run(kernel, geom, batch, a, b, out)
     return out
 
 
@@ -306,7 +308,7 @@ class ConvCost:
     multiplications: int     # one per kernel tap per output value
     additions: int           # summing those products (bias not counted)
     parameters: int          # stored floats of the kernel
-    workspace_bytes: int     # the column buffer of the im2col algorithm (0 for direct loops)
+    workspace_bytes: int     # the column buffer of the im2col algorithm's backward (0 for direct loops)
 
     @property
     def muls_and_adds(self):

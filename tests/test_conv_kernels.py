@@ -23,6 +23,7 @@ from minitorch_conv.geometry import Geometry
 
 DTYPES = [np.float32, np.float64]
 ROLES = ["forward", "input_grad", "weight_grad"]
+WORKSPACE_ROLES = ["input_grad", "weight_grad"]  # the im2col c packs its columns straight from x
 ALGORITHMS = ["direct", "im2col"]
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
 
@@ -74,6 +75,13 @@ CASES = {
     "3d": Case(2, 2, 3, (4, 5, 6), (2, 3, 2), (1, 2, 2), (1, 0, 1), (0, 1, 1), (2, 1, 2)),
     "3d-groups": Case(3, 4, 2, (3, 4, 4), (3, 3, 3), pad=(1, 1, 1), groups=2),
     "3d-1x1x1": Case(2, 3, 2, (3, 4, 5), (1, 1, 1)),
+    # the im2col c packs its columns sliver by sliver, in column panels of at most 256 and
+    # k-blocks of at most 256 rows: several of each, rows wider than any sliver, padding at
+    # both ends of a row, a stride that skips, a pointwise kernel read as one long row
+    "2d-wide-panels": Case(2, 3, 5, (40, 37), (3, 3), pad=(1, 1)),
+    "2d-wide-stride3-pad": Case(2, 2, 3, (20, 70), (3, 4), (1, 3), (1, 2), (2, 1), (1, 2)),
+    "2d-long-k-groups": Case(2, 64, 14, (6, 7), (3, 3), pad=(1, 1), groups=2),
+    "2d-1x1-wide": Case(2, 300, 7, (19, 17), (1, 1)),
 }
 
 
@@ -99,8 +107,8 @@ def conv(role, algorithm, geom, batch, a, b, chunk=None):
     out_buf = np.full(out_size + 7, np.nan, a.dtype)
     out_buf[out_size:] = 42
     out = out_buf[:out_size].reshape(out_shape)
-    if algorithm == "direct":
-        K.run(f"conv_{role}_direct", geom, batch, a, b, out)
+    if algorithm == "direct" or role == "forward":  # the im2col c packs its columns from x: no workspace
+        K.run(f"conv_{role}_{algorithm}", geom, batch, a, b, out)
     else:
         chunk = chunk or max(batch, 1)
         size = workspace_size(geom, min(chunk, max(batch, 1)))
@@ -283,7 +291,7 @@ def test_weight_grad_cut_into_slabs(restore_threads, name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", WORKSPACE_ROLES)
 def test_pointwise_does_not_touch_the_workspace(role, dtype):
     """1x1, stride 1, no padding: the columns are x itself, so a one-element workspace will do."""
     case = CASES["2d-1x1-fast-path-groups"]
@@ -501,13 +509,13 @@ def test_c_rejects_an_inconsistent_geometry(bad, role, algorithm):
     big = [np.zeros(10_000) for _ in range(3)]  # larger than any of them could need
     kernel = f"conv_{role}_{algorithm}"
     with pytest.raises(ValueError, match=kernel):
-        if algorithm == "direct":
+        if algorithm == "direct" or role == "forward":
             K.run(kernel, geom, 2, *big)
         else:
             K.run(kernel, geom, 2, big[0], big[1], 1, np.zeros(10_000), big[2])
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", WORKSPACE_ROLES)
 @pytest.mark.parametrize("chunk", [0, -1])
 def test_c_rejects_a_chunk_below_one(role, chunk):
     geom = Case(2, 4, 4, (5, 5), (3, 3)).geometry()
@@ -521,8 +529,5 @@ def test_c_rejects_a_negative_batch(algorithm):
     geom = Case(2, 4, 4, (5, 5), (3, 3)).geometry()
     arrays = [np.zeros(1000) for _ in range(3)]
     kernel = f"conv_forward_{algorithm}"
-    with pytest.raises(ValueError, match=kernel):
-        if algorithm == "direct":
-            K.run(kernel, geom, -1, *arrays)
-        else:
-            K.run(kernel, geom, -1, arrays[0], arrays[1], 1, np.zeros(1000), arrays[2])
+    with pytest.raises(ValueError, match=kernel):  # c takes the same arguments in both algorithms
+        K.run(kernel, geom, -1, *arrays)
