@@ -1,9 +1,10 @@
 """The reverse-mode engine.
 
-A tensor made by an op remembers its parents and a gradient rule `vjp(grad, out) -> parent grads`.
-Backward is a topological sort and one reverse loop that accumulates with `+`. The rules are written
-with Tensor ops, so with `create_graph=True` the backward pass is itself recorded and can be
-differentiated again.
+A tensor made by an op remembers its parents and, for each parent, a gradient rule
+`rule(grad, out) -> that parent's gradient` (a row of derivatives.yaml). Backward is a topological
+sort and one reverse loop that accumulates with `+`, running only the rules of parents that need a
+gradient. The rules are written with Tensor ops, so with `create_graph=True` the backward pass is
+itself recorded and can be differentiated again.
 """
 import contextlib
 
@@ -37,13 +38,14 @@ def enable_grad():
     return set_grad_enabled(True)
 
 
-def record(data, parents, vjp):
-    """Wrap an op's result; remember how to send its gradient to the parents that need one."""
+def record(data, parents, *rules):
+    """Wrap an op's result; remember how to send its gradient to the parents that need one:
+    rules[i](grad, out) is the gradient for parents[i]."""
     out = _tensor.Tensor(data)
     if _grad_enabled and any(p.requires_grad for p in parents):
         out.requires_grad = True
         out._parents = parents
-        out._vjp = vjp
+        out._rules = rules
     return out
 
 
@@ -76,9 +78,10 @@ def _backprop(outputs, grad_outputs, keep, create_graph):
             if not node._parents:
                 leaves[id(node)] = (node, g)
                 continue
-            for parent, pg in zip(node._parents, node._vjp(g, node)):
-                if pg is None or not parent.requires_grad:
+            for parent, rule in zip(node._parents, node._rules):
+                if not parent.requires_grad:
                     continue
+                pg = rule(g, node)
                 if pg.shape != parent.shape:  # undo broadcasting, in one place for every op
                     pg = pg.sum_to(parent.shape)
                 if pg.dtype != parent.dtype:

@@ -29,36 +29,36 @@ WORKSPACE_ROLES = ("conv_input_grad", "conv_weight_grad")  # the im2col c packs 
 def conv(x, w, geom, algorithm="auto"):
     """c(x, w): the convolution."""
     y = launch("conv_forward", geom, x.data, w.data, geom.output_shape(len(x.data)), algorithm)
-    return record(y, (x, w), lambda gy, out: (conv_input_grad(w, gy, geom, algorithm),
-                                              conv_weight_grad(x, gy, geom, algorithm)))
+    return record(y, (x, w), lambda gy, out: conv_input_grad(w, gy, geom, algorithm),
+                             lambda gy, out: conv_weight_grad(x, gy, geom, algorithm))
 
 
 def conv_input_grad(w, y, geom, algorithm="auto"):
     """h(w, y): the adjoint of c in its input."""
     x = launch("conv_input_grad", geom, w.data, y.data, geom.input_shape(len(y.data)), algorithm)
-    return record(x, (w, y), lambda gx, out: (conv_weight_grad(gx, y, geom, algorithm),
-                                              conv(gx, w, geom, algorithm)))
+    return record(x, (w, y), lambda gx, out: conv_weight_grad(gx, y, geom, algorithm),
+                             lambda gx, out: conv(gx, w, geom, algorithm))
 
 
 def conv_weight_grad(x, y, geom, algorithm="auto"):
     """g(x, y): the adjoint of c in its weight."""
     w = launch("conv_weight_grad", geom, x.data, y.data, geom.weight_shape, algorithm)
-    return record(w, (x, y), lambda gw, out: (conv_input_grad(gw, y, geom, algorithm),
-                                              conv(x, gw, geom, algorithm)))
+    return record(w, (x, y), lambda gw, out: conv_input_grad(gw, y, geom, algorithm),
+                             lambda gw, out: conv(x, gw, geom, algorithm))
 
 
 def unfold_op(x, geom):
     """im2col: (N, C, *in) -> (N, C*prod(kernel), prod(out)); its gradient is fold."""
     cols = np.empty((len(x.data), geom.channels * math.prod(geom.kernel), math.prod(geom.out_size)), x.dtype)
     _kernels.run("im2col", geom, len(x.data), np.ascontiguousarray(x.data), cols)
-    return record(cols, (x,), lambda g, out: (fold_op(g, geom),))
+    return record(cols, (x,), lambda g, out: fold_op(g, geom))
 
 
 def fold_op(cols, geom):
     """col2im, the adjoint of im2col; its gradient is unfold."""
     x = np.empty(geom.input_shape(len(cols.data)), cols.dtype)
     _kernels.run("col2im", geom, len(cols.data), np.ascontiguousarray(cols.data), x)
-    return record(x, (cols,), lambda g, out: (unfold_op(g, geom),))
+    return record(x, (cols,), lambda g, out: unfold_op(g, geom))
 
 
 # -- choosing and launching a kernel ----------------------------------------------------------------

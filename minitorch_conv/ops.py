@@ -18,30 +18,30 @@ def _const(array):
 
 
 # -- elementwise --------------------------------------------------------------------------------
-def add(a, b): return record(a.data + b.data, (a, b), lambda g, out: (g, g))
-def sub(a, b): return record(a.data - b.data, (a, b), lambda g, out: (g, -g))
-def mul(a, b): return record(a.data * b.data, (a, b), lambda g, out: (g * b, g * a))
-def div(a, b): return record(a.data / b.data, (a, b), lambda g, out: (g / b, -g * out / b))
-def neg(a): return record(-a.data, (a,), lambda g, out: (-g,))
-def pow_scalar(a, p): return record(a.data ** p, (a,), lambda g, out: (g * p * a ** (p - 1),))
-def exp(a): return record(np.exp(a.data), (a,), lambda g, out: (g * out,))
-def log(a): return record(np.log(a.data), (a,), lambda g, out: (g / a,))
-def sqrt(a): return record(np.sqrt(a.data), (a,), lambda g, out: (g / (2 * out),))
-def tanh(a): return record(np.tanh(a.data), (a,), lambda g, out: (g * (1 - out * out),))
-def relu(a): return record(np.maximum(a.data, 0), (a,), lambda g, out: (g * (a > 0),))
-def abs(a): return record(np.abs(a.data), (a,), lambda g, out: (g * _const(np.sign(a.data)),))
+def add(a, b): return record(a.data + b.data, (a, b), lambda g, out: g, lambda g, out: g)
+def sub(a, b): return record(a.data - b.data, (a, b), lambda g, out: g, lambda g, out: -g)
+def mul(a, b): return record(a.data * b.data, (a, b), lambda g, out: g * b, lambda g, out: g * a)
+def div(a, b): return record(a.data / b.data, (a, b), lambda g, out: g / b, lambda g, out: -g * out / b)
+def neg(a): return record(-a.data, (a,), lambda g, out: -g)
+def pow_scalar(a, p): return record(a.data ** p, (a,), lambda g, out: g * p * a ** (p - 1))
+def exp(a): return record(np.exp(a.data), (a,), lambda g, out: g * out)
+def log(a): return record(np.log(a.data), (a,), lambda g, out: g / a)
+def sqrt(a): return record(np.sqrt(a.data), (a,), lambda g, out: g / (2 * out))
+def tanh(a): return record(np.tanh(a.data), (a,), lambda g, out: g * (1 - out * out))
+def relu(a): return record(np.maximum(a.data, 0), (a,), lambda g, out: g * (a > 0))
+def abs(a): return record(np.abs(a.data), (a,), lambda g, out: g * _const(np.sign(a.data)))
 
 
 def sigmoid(a):
     stable = np.exp(-np.logaddexp(0, -a.data)).astype(a.dtype)  # 1 / (1 + e^-x) without overflow
-    return record(stable, (a,), lambda g, out: (g * out * (1 - out),))
+    return record(stable, (a,), lambda g, out: g * out * (1 - out))
 
 
 def pow(a, b):
-    def vjp(g, out):
+    def slope_in_b(g, out):
         log_a = log(where(a.data == 0, 1, a))  # 0 ** b has no slope in b; keep log(0) out of it
-        return g * b * a ** (b - 1), g * out * log_a
-    return record(a.data ** b.data, (a, b), vjp)
+        return g * out * log_a
+    return record(a.data ** b.data, (a, b), lambda g, out: g * b * a ** (b - 1), slope_in_b)
 
 
 def where(condition, a, b):
@@ -50,7 +50,7 @@ def where(condition, a, b):
     a, b = (x if isinstance(x, _tensor.Tensor) else _tensor.tensor(x) for x in (a, b))
     zero = _tensor.Tensor(np.zeros((), np.result_type(a.dtype, b.dtype)))
     return record(np.where(condition, a.data, b.data), (a, b),
-                  lambda g, out: (where(condition, g, zero), where(condition, zero, g)))
+                  lambda g, out: where(condition, g, zero), lambda g, out: where(condition, zero, g))
 
 
 def compare(fn, a, b):
@@ -69,7 +69,7 @@ def matmul(a, b):
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align ({a.shape[-1]} != {b.shape[-2]})")
     _broadcast_shape(a.shape[:-2], b.shape[:-2], "matmul")
-    return record(a.data @ b.data, (a, b), lambda g, out: (g @ b.mT, a.mT @ g))
+    return record(a.data @ b.data, (a, b), lambda g, out: g @ b.mT, lambda g, out: a.mT @ g)
 
 
 # -- reductions -----------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def sum(a, axis=None, keepdims=False):
     axes = _axes(axis, a.ndim, "sum")
     kept = _kept_shape(a.shape, axes)
     return record(a.data.sum(axes, keepdims=keepdims), (a,),
-                  lambda g, out: (g.reshape(kept).broadcast_to(a.shape),))
+                  lambda g, out: g.reshape(kept).broadcast_to(a.shape))
 
 
 def mean(a, axis=None, keepdims=False):
@@ -115,7 +115,7 @@ def max(a, axis=None, keepdims=False):
     def vjp(g, out):
         hit = (a.data == kept) | np.isnan(a.data)
         share = _const((hit / hit.sum(axes, keepdims=True)).astype(a.dtype))
-        return (g.reshape(kept.shape).broadcast_to(a.shape) * share,)
+        return g.reshape(kept.shape).broadcast_to(a.shape) * share
     return record(kept if keepdims else kept.reshape(np.delete(a.shape, axes)), (a,), vjp)
 
 
@@ -130,7 +130,7 @@ def _broadcast_shape(a, b, where):
 def broadcast_to(a, shape):
     if _broadcast_shape(a.shape, shape, "broadcast_to") != shape:
         raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}")
-    return record(np.broadcast_to(a.data, shape).copy(), (a,), lambda g, out: (g.sum_to(a.shape),))
+    return record(np.broadcast_to(a.data, shape).copy(), (a,), lambda g, out: g.sum_to(a.shape))
 
 
 def sum_to(a, shape):
@@ -139,7 +139,7 @@ def sum_to(a, shape):
         raise ValueError(f"sum_to: shape {shape} does not broadcast to {a.shape}")
     lead = a.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 != a.shape[lead + i])
-    return record(a.data.sum(axes).reshape(shape), (a,), lambda g, out: (g.broadcast_to(a.shape),))
+    return record(a.data.sum(axes).reshape(shape), (a,), lambda g, out: g.broadcast_to(a.shape))
 
 
 def _shape_tuple(shape):
@@ -154,7 +154,7 @@ def reshape(a, shape):
         data = a.data.reshape(shape)
     except (ValueError, TypeError):
         raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} into {shape}") from None
-    return record(data, (a,), lambda g, out: (g.reshape(a.shape),))
+    return record(data, (a,), lambda g, out: g.reshape(a.shape))
 
 
 def permute(a, dims):
@@ -163,7 +163,7 @@ def permute(a, dims):
         raise ValueError(f"permute: {dims} is not a permutation of the {a.ndim} dimensions of shape {a.shape}")
     dims = tuple(d % a.ndim for d in dims)
     inverse = tuple(int(i) for i in np.argsort(dims))
-    return record(a.data.transpose(dims), (a,), lambda g, out: (g.permute(inverse),))
+    return record(a.data.transpose(dims), (a,), lambda g, out: g.permute(inverse))
 
 
 def transpose(a, dim0, dim1):
@@ -184,11 +184,11 @@ def flatten(a, start_dim=0, end_dim=-1):
 
 def flip(a, dims):
     axes = _axes(dims, a.ndim, "flip")
-    return record(np.flip(a.data, axes), (a,), lambda g, out: (g.flip(axes),))
+    return record(np.flip(a.data, axes), (a,), lambda g, out: g.flip(axes))
 
 
 def astype(a, dtype):
-    return record(a.data.astype(dtype), (a,), lambda g, out: (g.astype(a.dtype),))
+    return record(a.data.astype(dtype), (a,), lambda g, out: g.astype(a.dtype))
 
 
 # -- indexing: a gather and its adjoint scatter, each the other's gradient ---------------------------
@@ -206,7 +206,7 @@ def getitem(a, index):
         data = a.data[index]
     except IndexError as err:
         raise IndexError(f"index {index!r} is invalid for a tensor of shape {a.shape}: {err}") from None
-    return record(data, (a,), lambda g, out: (scatter_add(g, index, a.shape, advanced),))
+    return record(data, (a,), lambda g, out: scatter_add(g, index, a.shape, advanced))
 
 
 def scatter_add(g, index, shape, advanced):
@@ -216,4 +216,4 @@ def scatter_add(g, index, shape, advanced):
         np.add.at(data, index, g.data)  # repeated indices must add up, not overwrite
     else:
         data[index] = g.data
-    return record(data, (g,), lambda gg, out: (getitem(gg, index),))
+    return record(data, (g,), lambda gg, out: getitem(gg, index))

@@ -36,7 +36,7 @@ def max_pool(x, geom, adaptive=False):
     indices = np.empty(y.shape, np.int64)
     kernel = "adaptive_max_pool_forward" if adaptive else "max_pool_forward"
     _kernels.run(kernel, geom, len(x_data), x_data, indices, y)
-    return record(y, (x,), lambda g, out: (scatter(g, indices, geom),)), indices
+    return record(y, (x,), lambda g, out: scatter(g, indices, geom)), indices
 
 
 def scatter(y, indices, geom, accumulate=True):
@@ -46,7 +46,7 @@ def scatter(y, indices, geom, accumulate=True):
     y_data = np.ascontiguousarray(y.data)
     x = np.empty(geom.input_shape(len(y_data)), y_data.dtype)
     _kernels.run("max_pool_scatter", geom, len(y_data), int(accumulate), indices, y_data, x)
-    return record(x, (y,), lambda g, out: (gather(g, indices, geom),))
+    return record(x, (y,), lambda g, out: gather(g, indices, geom))
 
 
 def gather(x, indices, geom):
@@ -54,7 +54,7 @@ def gather(x, indices, geom):
     x_data = np.ascontiguousarray(x.data)
     y = np.empty(geom.output_shape(len(x_data)), x_data.dtype)
     _kernels.run("max_pool_gather", geom, len(x_data), indices, x_data, y)
-    return record(y, (x,), lambda g, out: (scatter(g, indices, geom),))
+    return record(y, (x,), lambda g, out: scatter(g, indices, geom))
 
 
 def avg_pool(x, geom, count_include_pad=True, divisor=0):
@@ -62,7 +62,7 @@ def avg_pool(x, geom, count_include_pad=True, divisor=0):
     x_data = np.ascontiguousarray(x.data)
     y = np.empty(geom.output_shape(len(x_data)), x_data.dtype)
     _kernels.run("avg_pool_forward", geom, len(x_data), int(count_include_pad), divisor, x_data, y)
-    return record(y, (x,), lambda g, out: (avg_pool_adjoint(g, geom, count_include_pad, divisor),))
+    return record(y, (x,), lambda g, out: avg_pool_adjoint(g, geom, count_include_pad, divisor))
 
 
 def avg_pool_adjoint(y, geom, count_include_pad=True, divisor=0):
@@ -70,7 +70,7 @@ def avg_pool_adjoint(y, geom, count_include_pad=True, divisor=0):
     y_data = np.ascontiguousarray(y.data)
     x = np.empty(geom.input_shape(len(y_data)), y_data.dtype)
     _kernels.run("avg_pool_adjoint", geom, len(y_data), int(count_include_pad), divisor, y_data, x)
-    return record(x, (y,), lambda g, out: (avg_pool(g, geom, count_include_pad, divisor),))
+    return record(x, (y,), lambda g, out: avg_pool(g, geom, count_include_pad, divisor))
 
 
 def abs_pow(x, p):
@@ -79,7 +79,7 @@ def abs_pow(x, p):
     def vjp(g, out):
         nonzero = x.data != 0
         sign = Tensor(np.sign(x.data))
-        return (g * p * abs_pow(ops.where(nonzero, x, 1.0), p - 1) * sign,)
+        return g * p * abs_pow(ops.where(nonzero, x, 1.0), p - 1) * sign
     return record(np.abs(x.data) ** x.dtype.type(p), (x,), vjp)
 
 
@@ -89,7 +89,7 @@ def root(s, p):
     def vjp(g, out):
         positive = s.data > 0
         slope = out / (ops.where(positive, s, 1.0) * p)  # d s^(1/p) / ds = s^(1/p) / (p s)
-        return (ops.where(positive, g * slope, 0.0),)
+        return ops.where(positive, g * slope, 0.0)
     return record(s.data ** s.dtype.type(1.0 / p), (s,), vjp)
 
 

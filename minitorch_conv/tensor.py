@@ -101,7 +101,7 @@ class Tensor:
         self.requires_grad = requires_grad
         self.grad = None
         self._parents = ()
-        self._vjp = None
+        self._rules = ()
 
     # -- describing ---------------------------------------------------------------------------
     shape = property(lambda self: self.data.shape)

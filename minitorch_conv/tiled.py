@@ -26,22 +26,22 @@ _LOCAL_LAYOUTS = {1: "(C_out, C_in, k, L_out)", 2: "(C_out, C_in, kH, kW, H_out,
 def tiled_conv(x, w, geom):
     """The forward pass: y[n,o,p] = sum_{i,k} w[o,i,k,p % tile] x[n,i,p*stride + k - pad]."""
     y = launch("tiled_forward", geom, x.data, w.data, geom.output_shape(len(x.data)))
-    return record(y, (x, w), lambda gy, out: (tiled_input_grad(w, gy, geom),
-                                              tiled_weight_grad(x, gy, geom)))
+    return record(y, (x, w), lambda gy, out: tiled_input_grad(w, gy, geom),
+                             lambda gy, out: tiled_weight_grad(x, gy, geom))
 
 
 def tiled_input_grad(w, y, geom):
     """The adjoint of tiled_conv in its input."""
     x = launch("tiled_input_grad", geom, w.data, y.data, geom.input_shape(len(y.data)))
-    return record(x, (w, y), lambda gx, out: (tiled_weight_grad(gx, y, geom),
-                                              tiled_conv(gx, w, geom)))
+    return record(x, (w, y), lambda gx, out: tiled_weight_grad(gx, y, geom),
+                             lambda gx, out: tiled_conv(gx, w, geom))
 
 
 def tiled_weight_grad(x, y, geom):
     """The adjoint of tiled_conv in its weight."""
     w = launch("tiled_weight_grad", geom, x.data, y.data, geom.weight_shape)
-    return record(w, (x, y), lambda gw, out: (tiled_input_grad(gw, y, geom),
-                                              tiled_conv(x, gw, geom)))
+    return record(w, (x, y), lambda gw, out: tiled_input_grad(gw, y, geom),
+                             lambda gw, out: tiled_conv(x, gw, geom))
 
 
 # -- geometry ------------------------------------------------------------------------------------

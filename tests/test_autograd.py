@@ -115,7 +115,29 @@ def test_gradcheck_catches_a_wrong_rule():
     from minitorch_conv.gradcheck import gradcheck
 
     def bad_square(a):  # the rule misses the factor 2
-        return record(a.data ** 2, (a,), lambda g, out: (g * a,))
+        return record(a.data ** 2, (a,), lambda g, out: g * a)
     x = mc.tensor(np.array([0.3, -1.2]), requires_grad=True)
     with pytest.raises(AssertionError, match="gradient of input 0"):
         gradcheck(bad_square, [x])
+
+
+def test_rules_run_only_for_parents_that_need_a_gradient(monkeypatch):
+    """One rule per parent, and backward runs only those whose parent requires grad: the
+    convolution's input gradient h is never computed for a network's input (as torch skips it)."""
+    from minitorch_conv.autograd import record
+    calls = []
+
+    def pair(a, b):
+        return record(a.data * b.data, (a, b), lambda g, out: calls.append("a") or g * b,
+                      lambda g, out: calls.append("b") or g * a)
+    a, b = mc.tensor([2.0], requires_grad=True), mc.tensor([3.0])
+    pair(a, b).sum().backward()
+    assert calls == ["a"] and a.grad.numpy().tolist() == [3.0] and b.grad is None
+
+    import minitorch_conv.conv as conv_module
+    x = mc.tensor(np.random.default_rng(0).standard_normal((2, 1, 8)))
+    w = mc.tensor(np.random.default_rng(1).standard_normal((3, 1, 3)), requires_grad=True)
+    launched, real_launch = [], conv_module.launch
+    monkeypatch.setattr(conv_module, "launch", lambda role, *args: launched.append(role) or real_launch(role, *args))
+    mc.functional.conv1d(x, w).sum().backward()
+    assert launched == ["conv_forward", "conv_weight_grad"]
