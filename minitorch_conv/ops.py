@@ -1,7 +1,7 @@
 """Elementwise, reduction and shape ops, each beside its gradient rule.
 
-An op is one numpy forward and one rule `vjp(g, out) -> (grad for each input)` written with Tensor
-ops, so a gradient is itself a graph and can be differentiated again. Undoing broadcasting and
+An op is one numpy forward and, for each input, one rule `(g, out) -> that input's gradient` written
+with Tensor ops, so a gradient is itself a graph and can be differentiated again. Undoing broadcasting and
 dtype promotion is the engine's job (autograd._backprop), so no rule here repeats it.
 """
 import builtins
@@ -112,11 +112,11 @@ def max(a, axis=None, keepdims=False):
         raise ValueError(f"max: cannot reduce an empty axis of a tensor of shape {a.shape}")
     kept = a.data.max(axes, keepdims=True)
 
-    def vjp(g, out):
+    def rule(g, out):
         hit = (a.data == kept) | np.isnan(a.data)
         share = _const((hit / hit.sum(axes, keepdims=True)).astype(a.dtype))
         return g.reshape(kept.shape).broadcast_to(a.shape) * share
-    return record(kept if keepdims else kept.reshape(np.delete(a.shape, axes)), (a,), vjp)
+    return record(kept if keepdims else kept.reshape(np.delete(a.shape, axes)), (a,), rule)
 
 
 # -- shapes ---------------------------------------------------------------------------------------

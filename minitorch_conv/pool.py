@@ -76,21 +76,21 @@ def avg_pool_adjoint(y, geom, count_include_pad=True, divisor=0):
 def abs_pow(x, p):
     """|x| ** p. Its slope p |x|^(p-1) sign(x) is taken as 0 at x = 0 (for p < 1 it is infinite
     there), and the rule evaluates |x|^(p-1) only away from 0, so no derivative of any order is NaN."""
-    def vjp(g, out):
+    def rule(g, out):
         nonzero = x.data != 0
         sign = Tensor(np.sign(x.data))
         return g * p * abs_pow(ops.where(nonzero, x, 1.0), p - 1) * sign
-    return record(np.abs(x.data) ** x.dtype.type(p), (x,), vjp)
+    return record(np.abs(x.data) ** x.dtype.type(p), (x,), rule)
 
 
 def root(s, p):
     """s ** (1 / p) for s >= 0, with slope 0 at s = 0 (where it is infinite): Lp pooling of an
     all-zero window has gradient 0, never NaN, at any order."""
-    def vjp(g, out):
+    def rule(g, out):
         positive = s.data > 0
         slope = out / (ops.where(positive, s, 1.0) * p)  # d s^(1/p) / ds = s^(1/p) / (p s)
         return ops.where(positive, g * slope, 0.0)
-    return record(s.data ** s.dtype.type(1.0 / p), (s,), vjp)
+    return record(s.data ** s.dtype.type(1.0 / p), (s,), rule)
 
 
 # -- arguments -------------------------------------------------------------------------------------
