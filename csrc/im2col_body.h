@@ -15,8 +15,9 @@
  * Those rows are short (8 elements in LeNet), so they are plain loops, the
  * unit and the double stride spelled out for the vectoriser: a memcpy or
  * memset call per row cost more than the row (MC_INLINE_LOOPS). */
-static MC_INLINE_LOOPS void SUFFIX(move_channel)(const mc_geometry *g, int adjoint,
-                                                 T *restrict x, T *restrict col, int64_t ld)
+static MC_INLINE_LOOPS void SUFFIX(move_channel)(const mc_geometry *g, const row_span *spans,
+                                                 int adjoint, T *restrict x, T *restrict col,
+                                                 int64_t ld)
 {
     const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
     const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
@@ -27,9 +28,7 @@ static MC_INLINE_LOOPS void SUFFIX(move_channel)(const mc_geometry *g, int adjoi
     for (int64_t kd = 0; kd < g->kernel[0]; ++kd)
     for (int64_t kh = 0; kh < g->kernel[1]; ++kh)
     for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
-        const int64_t w_off = kw * g->dilation[2] - g->pad[2];
-        int64_t lo, hi;
-        valid_range(w_off, s, W, oW, &lo, &hi);
+        const int64_t w_off = spans[kw].offset, lo = spans[kw].lo, hi = spans[kw].hi;
         for (int64_t od = 0; od < oD; ++od) {
             const int64_t id = od * g->stride[0] + kd * g->dilation[0] - g->pad[0];
             T *plane = col + od * oH * oW;
@@ -96,11 +95,15 @@ static int SUFFIX(move)(const mc_geometry *g, int64_t batch, int adjoint,
     const int64_t row_step = ld > 0 ? ld : L;
     const int64_t image_step = ld > 0 ? L : C * K * L;
     const int nt = threads_for(pairs, pairs * (K * L + x_size));
+    row_span *spans = row_spans(g);
+    if (!spans)
+        return MC_ERR_NOMEM;
 
     #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t bc = 0; bc < pairs; ++bc)
-        SUFFIX(move_channel)(g, adjoint, x + bc * x_size,
+        SUFFIX(move_channel)(g, spans, adjoint, x + bc * x_size,
                              cols + bc / C * image_step + bc % C * K * row_step, row_step);
+    free(spans);
     return MC_OK;
 }
 

@@ -165,8 +165,10 @@ def _element_strides(x):
 # ---- any kernel -------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1024)
 def c_geometry(geom):
-    """The `mc_geometry` struct for a geometry.Geometry, spatial axes left-filled to 3."""
+    """The `mc_geometry` struct for a geometry.Geometry, spatial axes left-filled to 3 (cached: C
+    only reads it, and a layer passes the same geometry every step)."""
     struct = ffi.new("mc_geometry *")
     struct.channels, struct.out_channels, struct.groups = geom.channels, geom.out_channels, geom.groups
     lead = 3 - geom.ndim

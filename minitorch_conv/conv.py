@@ -131,8 +131,23 @@ def _check_shape(shape, nd, where, name, layout):
     return tuple(int(s) for s in shape)
 
 
+_GEOMETRIES = {}  # a layer asks for the same geometry every step: checked once, then looked up
+
+
 def conv_geometry(where, input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1):
     """Check a convolution's arguments against each other and compute its output size."""
+    # keyed by repr, not hash: True == 1 and [1] is unhashable, and both must still be refused
+    key = repr((where, input_shape, weight_shape, stride, padding, dilation, groups))
+    geom = _GEOMETRIES.get(key)
+    if geom is None:
+        if len(_GEOMETRIES) >= 1024:
+            _GEOMETRIES.clear()
+        geom = _GEOMETRIES[key] = _checked_geometry(where, input_shape, weight_shape, stride, padding,
+                                                    dilation, groups)
+    return geom
+
+
+def _checked_geometry(where, input_shape, weight_shape, stride, padding, dilation, groups):
     nd = len(tuple(weight_shape)) - 2
     if nd not in INPUT_LAYOUTS:
         raise ValueError(f"{where}: weight must have 3 to 5 dimensions, got shape {tuple(weight_shape)}")
