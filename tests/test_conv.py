@@ -306,3 +306,18 @@ def test_kernels_write_only_inside_the_buffers_python_sized_for_them():
                 _kernels.run(f"{role}_im2col", geom, n, a, b, out.reshape(shape))
             for buf in (out_buf, work_buf):
                 assert (buf[:32] == 7).all() and (buf[-32:] == 7).all(), (role, geom)
+
+
+def test_the_geometry_cache_still_refuses_what_it_refused():
+    """conv_geometry remembers a layer's geometry; a bool or a list that equals a cached int or
+    tuple must still be refused, and an error is never remembered as a geometry."""
+    x, w = mc.tensor(np.ones((1, 2, 6, 6))), mc.tensor(np.ones((3, 2, 3, 3)))
+    F.conv2d(x, w, stride=1, padding=(1, 1), groups=1)
+    with pytest.raises(TypeError, match="stride"):
+        F.conv2d(x, w, stride=True, padding=(1, 1))
+    with pytest.raises(TypeError, match="groups"):
+        F.conv2d(x, w, stride=1, padding=(1, 1), groups=True)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="padding"):
+            F.conv2d(x, w, padding="half")
+    assert F.conv2d(x, w, stride=[1, 1], padding=[1, 1]).shape == (1, 3, 6, 6)
