@@ -102,11 +102,11 @@ def build_flags():
     return ffi.string(lib.mc_build_flags()).decode()
 
 
-def peak_gflops(seconds=0.1):
+def peak_gflops(seconds=0.1, runs=7):
     """The float32 FMA peak of this machine at the current thread count and SIMD path, measured:
-    the best of seven runs of about `seconds` each (one busy core spoils a run, not the best)."""
+    the best of `runs` runs of about `seconds` each (one busy core spoils a run, not the best)."""
     iterations = max(1, int(seconds * 2e9 / 12))  # ~2 GHz, one round of 12 FMAs per ~6 cycles
-    return max(lib.mc_peak_gflops(iterations) for _ in range(7))
+    return max(lib.mc_peak_gflops(iterations) for _ in range(runs))
 
 
 # ---- threads ----------------------------------------------------------------------

@@ -5,7 +5,8 @@ is installed), all interleaved in one run so a noisy neighbour hits every implem
 (numpy's rounds follow the others: its BLAS threads spin after each call and would slow
 whatever ran next.) The table gives median milliseconds, GFLOP/s (2 x multiply-adds of the forward; forward + backward
 counts three times that), the percentage of a peak this suite measures itself (a C loop of
-independent FMAs on the SIMD path in force), and speed relative to torch and to numpy (their time /
+independent FMAs on the SIMD path in force, run in the same shuffled rounds as the implementations, so
+that a noisy neighbour slows it alike: median against median), and speed relative to torch and to numpy (their time /
 ours: above 1 means we are faster). Results go to a JSON file and, with matplotlib, a PNG plot.
 
     minitorch-conv bench [--quick] [--threads 1 2] [--only NAME ...] [--json PATH] [--plot PATH]
@@ -192,14 +193,16 @@ def load_workloads(path=WORKLOADS, only=None):
 
 def run_suite(threads=(1, 2), repeats=9, quick=False, only=None, out=print):
     """Measure everything; returns the rows (one per workload, mode, thread count and implementation)
-    and the measured peak GFLOP/s per thread count."""
+    and the best peak GFLOP/s seen per thread count (each row's % of peak uses the peak measured in
+    its own rounds)."""
     algorithms = ("auto",) if quick else ("auto", "im2col", "direct")
     rng = np.random.default_rng(0)
     rows, peaks = [], {}
     for n in threads:
         set_threads(n)
         peaks[n] = _kernels.peak_gflops()
-        out(f"measured peak: {peaks[n]:.1f} GFLOP/s float32 at {n} thread(s) ({_kernels.simd_path()} FMA loop)")
+        out(f"measured peak: {peaks[n]:.1f} GFLOP/s float32 at {n} thread(s) ({_kernels.simd_path()} FMA loop, "
+            "best of 7; each row's % of peak uses the median of the peak runs interleaved with it)")
     for name, spec in load_workloads(only=only).items():
         case = conv_case if spec["op"] in CONV_OPS else pool_case
         flops, impls = case(spec, rng, algorithms)
@@ -208,13 +211,19 @@ def run_suite(threads=(1, 2), repeats=9, quick=False, only=None, out=print):
             for mode in MODES:
                 # numpy's BLAS threads spin after each call and would slow whatever runs next (measured:
                 # ours 4x slower right after numpy at 2 threads), so numpy gets its own rounds afterwards.
-                seconds = measure({impl: fns[mode] for impl, fns in impls.items() if impl != "numpy"}, repeats)
+                peak_runs = []
+                timed = {impl: fns[mode] for impl, fns in impls.items() if impl != "numpy"}
+                timed["peak"] = lambda: peak_runs.append(_kernels.peak_gflops(seconds=0.02, runs=1))
+                seconds = measure(timed, repeats)
+                del seconds["peak"]
+                peak = statistics.median(peak_runs)
                 seconds.update(measure({"numpy": impls["numpy"][mode]}, repeats))
                 work = None if flops is None else flops * (3 if mode == "forward+backward" else 1)
                 for impl, s in seconds.items():
                     gflops = None if work is None else work / s / 1e9
                     rows.append(dict(workload=name, mode=mode, threads=n, impl=impl, ms=s * 1e3,
-                                     gflops=gflops, peak_pct=None if gflops is None else 100 * gflops / peaks[n],
+                                     gflops=gflops, peak_gflops=peak,
+                                     peak_pct=None if gflops is None else 100 * gflops / peak,
                                      vs_torch=seconds["torch"] / s if "torch" in seconds else None,
                                      vs_numpy=seconds["numpy"] / s))
         out(f"  {name} done")
