@@ -98,6 +98,17 @@ static int SUFFIX(input_grad_images)(const mc_geometry *g, const SUFFIX(chunk) *
                                   x + (c->n0 + i0) * C * spatial_size(g->in));
 }
 
+/* X' of (image, group) t / G, t % G of a chunk laid out image by image. */
+static int SUFFIX(image_input_grad)(const mc_geometry *g, const SUFFIX(chunk) *c, T *x,
+                                    const T *w, const T *y, int64_t t)
+{
+    const int64_t G = g->groups, L = spatial_size(g->out), cout_g = g->out_channels / G;
+    const int64_t rows = g->channels / G * spatial_size(g->kernel);
+    const SUFFIX(operands) op = SUFFIX(block)(g, c, 1, x, y, t / G, t % G);
+    return SUFFIX(mc_gemm)(rows, L, cout_g, w + t % G * cout_g * rows, 1, rows, op.y, op.ldy, 1,
+                           0, op.cols, op.ldc);
+}
+
 /* h for one chunk: image by image where the layout says so, else over the
  * chunk side by side — in runs of whole images, one per thread, or at once. */
 static int SUFFIX(chunk_input_grad)(const mc_geometry *g, const SUFFIX(chunk) *c, int64_t nb,
@@ -117,16 +128,19 @@ static int SUFFIX(chunk_input_grad)(const mc_geometry *g, const SUFFIX(chunk) *c
         }
         return rc;
     }
-    const int nt = small_gemm_threads(nb * G, rows, L, cout_g);
     /* one GEMM per (image, group), each writing its own block of X';
-     * pointwise, X' is x itself, so the GEMMs write x directly */
+     * pointwise, X' is x itself, so the GEMMs write x directly. Side by side
+     * in whole rounds of one per thread; what is left over (3 images on 2
+     * threads) one after another, each parallel inside: the same bits. */
+    const int nt = small_gemm_threads(nb * G, rows, L, cout_g);
+    const int64_t side = nt > 1 ? nb * G - nb * G % nt : 0;
     #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(max: rc)
-    for (int64_t t = 0; t < nb * G; ++t) {
-        const SUFFIX(operands) op = SUFFIX(block)(g, c, 1, x, y, t / G, t % G);
-        const int e = SUFFIX(mc_gemm)(rows, L, cout_g, w + t % G * cout_g * rows, 1, rows,
-                                      op.y, op.ldy, 1, 0, op.cols, op.ldc);
+    for (int64_t t = 0; t < side; ++t) {
+        const int e = SUFFIX(image_input_grad)(g, c, x, w, y, t);
         rc = e > rc ? e : rc;
     }
+    for (int64_t t = side; t < nb * G && rc == MC_OK; ++t)
+        rc = SUFFIX(image_input_grad)(g, c, x, w, y, t);
     if (rc == MC_OK && !c->at.pw)
         rc = SUFFIX(mc_col2im_wide)(g, nb, c->work + c->at.cols, c->at.ld,
                                     x + c->n0 * g->channels * spatial_size(g->in));

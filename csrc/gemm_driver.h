@@ -38,16 +38,22 @@ int SUFFIX(mc_gemm)(int64_t m, int64_t n, int64_t k,
     /* Goto/BLIS loop nest: n in GEMM_NC panels, k in kc blocks, m in GEMM_MB
      * blocks. Per step, all threads first pack the B panel (once per jc, pc)
      * and the A block together, sliver by sliver, then share out fixed
-     * (row block x column chunk) tiles of C. The tiles depend only on the
-     * problem size, every C element belongs to exactly one tile per k-block,
-     * and k-blocks are done in order, so the arithmetic — and so every bit
-     * of C — is the same at any thread count. */
+     * (row block x column chunk) tiles of C. Every C element belongs to
+     * exactly one tile per k-block, a micro-tile's arithmetic does not depend
+     * on where it sits (micro() in gemm_kernel.h), and k-blocks are done in
+     * order, so the arithmetic — and so every bit of C — is the same at any
+     * thread count, however the tiles are cut. */
     #pragma omp parallel num_threads(nt) if (nt > 1)
     for (int64_t jc = 0; jc < n; jc += GEMM_NC) {
         const int64_t nc = n - jc < GEMM_NC ? n - jc : GEMM_NC;
         const int64_t b_slivers = ceil_div(nc, NR);
-        /* column chunks of ~GEMM_JW, equal-sized, whole slivers */
-        const int64_t n_tj = ceil_div(nc, GEMM_JW);
+        /* column chunks of ~GEMM_JW, equal-sized, whole slivers; with few tiles, as many
+         * as make their count a multiple of the threads (3 tiles on 2 threads take as long
+         * as 4). Tiles only share out C: each element is computed the same way in any. */
+        const int64_t n_ti_max = ceil_div(m < GEMM_MB ? m : GEMM_MB, kr->mc);
+        int64_t n_tj = ceil_div(nc, GEMM_JW);
+        while (n_ti_max * n_tj % nt != 0 && n_ti_max * n_tj < 4 * nt && n_tj < b_slivers)
+            ++n_tj;
         const int64_t tw = ceil_div(ceil_div(nc, n_tj), NR) * NR;
         for (int64_t pc = 0; pc < k; pc += kr->kc) {
             const int64_t kc = k - pc < kr->kc ? k - pc : kr->kc;
