@@ -163,5 +163,11 @@ static tap *make_taps(const mc_geometry *g)
  * of B (k-block x panel) stays in L2 beside its A block. */
 #define PANEL_COLUMNS 256
 
+/* One task of the forward: which image, which group, and the first column
+ * of its panel. */
+typedef struct forward_task {
+    int64_t image, group, l0;
+} forward_task;
+
 #define BODY "conv_im2col_body.h"
 #include "for_each_dtype.h"

@@ -154,19 +154,28 @@ typedef struct SUFFIX(forward_job) {
     const mc_geometry *g;
     const tap *taps;       /* the rows of X'_gr: where each one reads in a group's channels */
     int64_t in[3], out[3]; /* g's sizes; for a pointwise kernel the planes as one row (1, 1, L) */
-    int64_t panels, width; /* column panels per (image, group), and their width */
+    int64_t panels;        /* column panels per (image, group) */
+    int64_t panel_width;   /* columns in each (the last may have fewer) */
     int64_t ahead;         /* how far on in x the same tap reads for a later sliver */
     const T *x;
     T *y;
 } SUFFIX(forward_job);
 
+/* Task t of the forward is panel t % panels of group (t / panels) % G of
+ * image t / panels / G. */
+static forward_task SUFFIX(forward_task_of)(const SUFFIX(forward_job) *job, int64_t t)
+{
+    const int64_t G = job->g->groups;
+    return (forward_task){t / job->panels / G, t / job->panels % G, t % job->panels * job->panel_width};
+}
+
 static SUFFIX(gemm_panel) SUFFIX(forward_panel)(const void *ctx, int64_t t)
 {
     const SUFFIX(forward_job) *job = ctx;
-    const int64_t O = job->g->out_channels, G = job->g->groups, L = spatial_size(job->g->out);
-    const int64_t image = t / job->panels / G, gr = t / job->panels % G, l0 = t % job->panels * job->width;
-    SUFFIX(gemm_panel) p = {gr, L - l0 < job->width ? L - l0 : job->width,
-                            job->y + (image * O + gr * (O / G)) * L + l0, L};
+    const forward_task at = SUFFIX(forward_task_of)(job, t);
+    const int64_t O = job->g->out_channels, L = spatial_size(job->g->out);
+    SUFFIX(gemm_panel) p = {at.group, L - at.l0 < job->panel_width ? L - at.l0 : job->panel_width,
+                            job->y + (at.image * O + at.group * (O / job->g->groups)) * L + at.l0, L};
     return p;
 }
 
@@ -241,10 +250,10 @@ static MC_INLINE_LOOPS void SUFFIX(forward_sliver)(const void *ctx, int64_t t, i
 {
     const SUFFIX(forward_job) *job = ctx;
     const mc_geometry *g = job->g;
-    const int64_t G = g->groups, cin_g = g->channels / G;
-    const int64_t image = t / job->panels / G, gr = t / job->panels % G;
-    const T *x = job->x + (image * g->channels + gr * cin_g) * spatial_size(g->in);
-    const int64_t l0 = t % job->panels * job->width + j;
+    const forward_task at = SUFFIX(forward_task_of)(job, t);
+    const T *x = job->x + (at.image * g->channels + at.group * (g->channels / g->groups))
+                        * spatial_size(g->in);
+    const int64_t l0 = at.l0 + j;
     switch (width) { /* every kernel's sliver width (gemm.c): a constant in each copy */
     case 4: SUFFIX(pack_columns)(job, x, p0, kc, l0, nr, 4, dst); break;
     case 8: SUFFIX(pack_columns)(job, x, p0, kc, l0, nr, 8, dst); break;
@@ -270,14 +279,15 @@ int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
     tap *taps = make_taps(g);
     if (!taps)
         return MC_ERR_NOMEM;
+    /* equal panels of whole 16-column slivers (every kernel's sliver width divides 16 or is 32) */
     const int64_t panels = (L + PANEL_COLUMNS - 1) / PANEL_COLUMNS;
-    const int64_t width = ((L + panels - 1) / panels + 15) / 16 * 16;
+    const int64_t panel_width = ((L + panels - 1) / panels + 15) / 16 * 16;
     const int flat = pointwise(g);
     const SUFFIX(forward_job) job = {g, taps, {flat ? 1 : g->in[0], flat ? 1 : g->in[1], flat ? L : g->in[2]},
                                      {flat ? 1 : g->out[0], flat ? 1 : g->out[1], flat ? L : g->out[2]},
-                                     panels, width, flat ? 16 : g->stride[1] * g->in[2], x, y};
+                                     panels, panel_width, flat ? 16 : g->stride[1] * g->in[2], x, y};
     const int64_t tasks = batch * G * panels;
-    const int rc = SUFFIX(mc_gemm_panels)(cout_g, rows, G, w, tasks, width, SUFFIX(forward_panel),
+    const int rc = SUFFIX(mc_gemm_panels)(cout_g, rows, G, w, tasks, panel_width, SUFFIX(forward_panel),
                                           SUFFIX(forward_sliver), &job,
                                           threads_for(tasks, batch * O * L * rows));
     free(taps);
