@@ -42,6 +42,30 @@ static int small_gemm_threads(int64_t count, int64_t m, int64_t n, int64_t k)
     return threads_for(count, count * m * n * k);
 }
 
+/* Tasks [0, count) side by side on nt threads, or, for nt == 1, one after
+ * another outside any parallel region. Not inside a one-thread region: a
+ * region nested in one gets threads created afresh for it (libgomp pools
+ * only the outermost team's), so a task that is parallel inside — an mc_gemm
+ * — would start and end a thread per call, and it came too late to help:
+ * measured, a weight gradient's GEMMs ran on one thread. The worst error. */
+typedef int (*task_fn)(const void *ctx, int64_t t);
+
+static int run_tasks(int nt, int64_t count, task_fn task, const void *ctx)
+{
+    int rc = MC_OK;
+    if (nt <= 1) {
+        for (int64_t t = 0; t < count && rc == MC_OK; ++t)
+            rc = task(ctx, t);
+        return rc;
+    }
+    #pragma omp parallel for schedule(static) num_threads(nt) reduction(max: rc)
+    for (int64_t t = 0; t < count; ++t) {
+        const int e = task(ctx, t);
+        rc = e > rc ? e : rc;
+    }
+    return rc;
+}
+
 /* A weight gradient has k = nb*L, long, but only cout_g x rows outputs, and
  * mc_gemm shares out output tiles of up to ~144 rows by 256 columns (gemm.c:
  * KMC, GEMM_JW): a W_gr within one tile would run on one thread however many

@@ -68,6 +68,27 @@ static SUFFIX(operands) SUFFIX(block)(const mc_geometry *g, const SUFFIX(chunk) 
     return op;
 }
 
+/* h's tasks all see one chunk, and the images [i0, i1) of it in hand. */
+typedef struct SUFFIX(h_job) {
+    const mc_geometry *g;
+    const SUFFIX(chunk) *c;
+    T *x;
+    const T *w, *y;
+    int64_t nb, runs, i0, i1;
+} SUFFIX(h_job);
+
+/* Task gr: X'_gr of images [i0, i1), side by side in the chunk. */
+static int SUFFIX(h_group)(const void *ctx, int64_t gr)
+{
+    const SUFFIX(h_job) *job = ctx;
+    const mc_geometry *g = job->g;
+    const int64_t L = spatial_size(g->out), cout_g = g->out_channels / g->groups;
+    const int64_t rows = g->channels / g->groups * spatial_size(g->kernel);
+    const SUFFIX(operands) op = SUFFIX(block)(g, job->c, 0, job->x, job->y, 0, gr);
+    return SUFFIX(mc_gemm)(rows, (job->i1 - job->i0) * L, cout_g, job->w + gr * cout_g * rows, 1, rows,
+                           op.y + job->i0 * L, op.ldy, 1, 0, op.cols + job->i0 * L, op.ldc);
+}
+
 /* h on images [i0, i1) of a chunk laid out side by side: the copy from y,
  * one GEMM per group on their columns only, col2im. Run once for the whole
  * chunk, each step parallel inside, or side by side for runs of its images,
@@ -75,37 +96,41 @@ static SUFFIX(operands) SUFFIX(block)(const mc_geometry *g, const SUFFIX(chunk) 
  * (one parallel region instead of one per step and barriers inside mc_gemm).
  * Every output column comes out the same either way: the GEMMs' columns are
  * independent. */
-static int SUFFIX(input_grad_images)(const mc_geometry *g, const SUFFIX(chunk) *c, T *x,
-                                     const T *w, const T *y, int64_t i0, int64_t i1)
+static int SUFFIX(input_grad_images)(const SUFFIX(h_job) *chunk_job, int64_t i0, int64_t i1)
 {
+    const mc_geometry *g = chunk_job->g;
+    const SUFFIX(chunk) *c = chunk_job->c;
     const int64_t C = g->channels, O = g->out_channels, G = g->groups, L = spatial_size(g->out);
     const int64_t cout_g = O / G, rows = C / G * spatial_size(g->kernel);
-    const int64_t nr = i1 - i0, n = nr * L, ld = c->at.ld;
+    const int64_t nr = i1 - i0;
     if (!c->at.y_in_place)
-        SUFFIX(spread)(nr, O, L, ld, c->work + c->at.wide + i0 * L, y + (c->n0 + i0) * O * L);
-    int rc = MC_OK;
-    const int nt = small_gemm_threads(G, rows, n, cout_g);
-    #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(max: rc)
-    for (int64_t gr = 0; gr < G; ++gr) {
-        const SUFFIX(operands) op = SUFFIX(block)(g, c, 0, x, y, 0, gr);
-        const int e = SUFFIX(mc_gemm)(rows, n, cout_g, w + gr * cout_g * rows, 1, rows,
-                                      op.y + i0 * L, op.ldy, 1, 0, op.cols + i0 * L, op.ldc);
-        rc = e > rc ? e : rc;
-    }
+        SUFFIX(spread)(nr, O, L, c->at.ld, c->work + c->at.wide + i0 * L, chunk_job->y + (c->n0 + i0) * O * L);
+    SUFFIX(h_job) job = *chunk_job;
+    job.i0 = i0;
+    job.i1 = i1;
+    const int rc = run_tasks(small_gemm_threads(G, rows, nr * L, cout_g), G, SUFFIX(h_group), &job);
     if (rc != MC_OK)
         return rc;
-    return SUFFIX(mc_col2im_wide)(g, nr, c->work + c->at.cols + i0 * L, ld,
-                                  x + (c->n0 + i0) * C * spatial_size(g->in));
+    return SUFFIX(mc_col2im_wide)(g, nr, c->work + c->at.cols + i0 * L, c->at.ld,
+                                  job.x + (c->n0 + i0) * C * spatial_size(g->in));
 }
 
-/* X' of (image, group) t / G, t % G of a chunk laid out image by image. */
-static int SUFFIX(image_input_grad)(const mc_geometry *g, const SUFFIX(chunk) *c, T *x,
-                                    const T *w, const T *y, int64_t t)
+/* Task r: run r of the chunk's images. */
+static int SUFFIX(h_run)(const void *ctx, int64_t r)
 {
+    const SUFFIX(h_job) *job = ctx;
+    return SUFFIX(input_grad_images)(job, job->nb * r / job->runs, job->nb * (r + 1) / job->runs);
+}
+
+/* Task t: X' of (image, group) t / G, t % G of a chunk laid out image by image. */
+static int SUFFIX(h_image)(const void *ctx, int64_t t)
+{
+    const SUFFIX(h_job) *job = ctx;
+    const mc_geometry *g = job->g;
     const int64_t G = g->groups, L = spatial_size(g->out), cout_g = g->out_channels / G;
     const int64_t rows = g->channels / G * spatial_size(g->kernel);
-    const SUFFIX(operands) op = SUFFIX(block)(g, c, 1, x, y, t / G, t % G);
-    return SUFFIX(mc_gemm)(rows, L, cout_g, w + t % G * cout_g * rows, 1, rows, op.y, op.ldy, 1,
+    const SUFFIX(operands) op = SUFFIX(block)(g, job->c, 1, job->x, job->y, t / G, t % G);
+    return SUFFIX(mc_gemm)(rows, L, cout_g, job->w + t % G * cout_g * rows, 1, rows, op.y, op.ldy, 1,
                            0, op.cols, op.ldc);
 }
 
@@ -116,17 +141,12 @@ static int SUFFIX(chunk_input_grad)(const mc_geometry *g, const SUFFIX(chunk) *c
 {
     const int64_t O = g->out_channels, G = g->groups, L = spatial_size(g->out);
     const int64_t cout_g = O / G, rows = g->channels / G * spatial_size(g->kernel);
-    int rc = MC_OK;
+    SUFFIX(h_job) job = {g, c, x, w, y, nb, 1, 0, nb};
 
     if (!c->at.image_gemms) {
         /* runs of whole images come out even within a quarter from 4 a thread */
-        const int runs = nb >= 4 * mc_get_num_threads() ? threads_for(nb, G * cout_g * rows * nb * L) : 1;
-        #pragma omp parallel for schedule(static) num_threads(runs) if (runs > 1) reduction(max: rc)
-        for (int64_t r = 0; r < runs; ++r) {
-            const int e = SUFFIX(input_grad_images)(g, c, x, w, y, nb * r / runs, nb * (r + 1) / runs);
-            rc = e > rc ? e : rc;
-        }
-        return rc;
+        job.runs = nb >= 4 * mc_get_num_threads() ? threads_for(nb, G * cout_g * rows * nb * L) : 1;
+        return run_tasks((int)job.runs, job.runs, SUFFIX(h_run), &job);
     }
     /* one GEMM per (image, group), each writing its own block of X';
      * pointwise, X' is x itself, so the GEMMs write x directly. Side by side
@@ -134,13 +154,9 @@ static int SUFFIX(chunk_input_grad)(const mc_geometry *g, const SUFFIX(chunk) *c
      * threads) one after another, each parallel inside: the same bits. */
     const int nt = small_gemm_threads(nb * G, rows, L, cout_g);
     const int64_t side = nt > 1 ? nb * G - nb * G % nt : 0;
-    #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(max: rc)
-    for (int64_t t = 0; t < side; ++t) {
-        const int e = SUFFIX(image_input_grad)(g, c, x, w, y, t);
-        rc = e > rc ? e : rc;
-    }
+    int rc = run_tasks(nt, side, SUFFIX(h_image), &job);
     for (int64_t t = side; t < nb * G && rc == MC_OK; ++t)
-        rc = SUFFIX(image_input_grad)(g, c, x, w, y, t);
+        rc = SUFFIX(h_image)(&job, t);
     if (rc == MC_OK && !c->at.pw)
         rc = SUFFIX(mc_col2im_wide)(g, nb, c->work + c->at.cols, c->at.ld,
                                     x + c->n0 * g->channels * spatial_size(g->in));
@@ -316,6 +332,40 @@ static void SUFFIX(add_slabs)(const mc_geometry *g, int64_t slabs, int transpose
     }
 }
 
+/* g's tasks all see one chunk. */
+typedef struct SUFFIX(g_job) {
+    const mc_geometry *g;
+    const SUFFIX(chunk) *c;
+    const T *x, *y;
+    T *w;
+    int64_t blocks;  /* the chunk's images one by one (pointwise), or 1: all side by side */
+    int transposed;  /* slabs computed as X'_gr @ Y'_gr^T */
+} SUFFIX(g_job);
+
+/* Task t: slab t % slabs of group t / slabs, its blocks in batch order. */
+static int SUFFIX(g_task)(const void *ctx, int64_t t)
+{
+    const SUFFIX(g_job) *job = ctx;
+    const mc_geometry *g = job->g;
+    const SUFFIX(chunk) *c = job->c;
+    const int64_t G = g->groups, cout_g = g->out_channels / G;
+    const int64_t rows = g->channels / G * spatial_size(g->kernel);
+    const int64_t slabs = c->at.slabs, n = c->at.n, gr = t / slabs, s = t % slabs;
+    const int64_t k0 = s * c->at.slab, k1 = k0 + c->at.slab < n ? k0 + c->at.slab : n;
+    T *dst = slabs > 1 ? c->work + c->at.part + (s * G + gr) * cout_g * rows : job->w + gr * cout_g * rows;
+    int rc = MC_OK;
+    for (int64_t b = 0; b < job->blocks && rc == MC_OK; ++b) {
+        const SUFFIX(operands) op = SUFFIX(block)(g, c, c->at.pw, job->x, job->y, b, gr);
+        const int accumulate = slabs > 1 ? b > 0 : c->n0 + b > 0;
+        rc = job->transposed
+            ? SUFFIX(mc_gemm)(rows, cout_g, k1 - k0, op.cols + k0, op.ldc, 1, op.y + k0, 1, op.ldy,
+                              accumulate, dst, cout_g)
+            : SUFFIX(mc_gemm)(cout_g, rows, k1 - k0, op.y + k0, op.ldy, 1, op.cols + k0, 1, op.ldc,
+                              accumulate, dst, rows);
+    }
+    return rc;
+}
+
 int SUFFIX(mc_conv_weight_grad_im2col)(const mc_geometry *g, int64_t batch,
                                        const T *restrict x, const T *restrict y,
                                        int64_t chunk, T *restrict work, T *restrict w)
@@ -332,7 +382,7 @@ int SUFFIX(mc_conv_weight_grad_im2col)(const mc_geometry *g, int64_t batch,
         const int64_t nb = batch - n0 < chunk ? batch - n0 : chunk;
         const SUFFIX(chunk) c = {layout(g, nb), n0, work};
         const int per_image = c.at.pw;  /* else one block: the k of the sum is long */
-        const int64_t n = c.at.n, blocks = per_image ? nb : 1, slabs = c.at.slabs;
+        const int64_t n = c.at.n, slabs = c.at.slabs;
         int rc = c.at.pw ? MC_OK
                          : SUFFIX(mc_im2col_wide)(g, nb, x + n0 * C * spatial_size(g->in), c.at.ld,
                                                   work + c.at.cols);
@@ -346,29 +396,15 @@ int SUFFIX(mc_conv_weight_grad_im2col)(const mc_geometry *g, int64_t batch,
          * each slab is a partial sum of its columns, added to w below — and
          * may be computed transposed, X'_gr @ Y'_gr^T, when that shape suits
          * the micro-kernel better (the same products and sums: the same bits). */
-        const int tr = slabs > 1 && transpose_weight_grad(cout_g, rows);
-        const int nt = slabs > 1 ? threads_for(G * slabs, G * cout_g * rows * n)
-                                 : small_gemm_threads(G, cout_g, rows, n);
-        #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(max: rc)
-        for (int64_t t = 0; t < G * slabs; ++t) {
-            const int64_t gr = t / slabs, s = t % slabs;
-            const int64_t k0 = s * c.at.slab, k1 = k0 + c.at.slab < n ? k0 + c.at.slab : n;
-            T *dst = slabs > 1 ? work + c.at.part + (s * G + gr) * cout_g * rows
-                               : w + gr * cout_g * rows;
-            for (int64_t b = 0; b < blocks; ++b) {
-                const SUFFIX(operands) op = SUFFIX(block)(g, &c, per_image, x, y, b, gr);
-                const int accumulate = slabs > 1 ? b > 0 : n0 + b > 0;
-                const int e = tr ? SUFFIX(mc_gemm)(rows, cout_g, k1 - k0, op.cols + k0, op.ldc, 1,
-                                                   op.y + k0, 1, op.ldy, accumulate, dst, cout_g)
-                                 : SUFFIX(mc_gemm)(cout_g, rows, k1 - k0, op.y + k0, op.ldy, 1,
-                                                   op.cols + k0, 1, op.ldc, accumulate, dst, rows);
-                rc = e > rc ? e : rc;
-            }
-        }
+        const SUFFIX(g_job) job = {g, &c, x, y, w, per_image ? nb : 1,
+                                   slabs > 1 && transpose_weight_grad(cout_g, rows)};
+        rc = run_tasks(slabs > 1 ? threads_for(G * slabs, G * cout_g * rows * n)
+                                 : small_gemm_threads(G, cout_g, rows, n),
+                       G * slabs, SUFFIX(g_task), &job);
         if (rc != MC_OK)
             return rc;
         if (slabs > 1)
-            SUFFIX(add_slabs)(g, slabs, tr, n0 == 0, work + c.at.part, w);
+            SUFFIX(add_slabs)(g, slabs, job.transposed, n0 == 0, work + c.at.part, w);
     }
     return MC_OK;
 }

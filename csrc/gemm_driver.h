@@ -67,7 +67,8 @@ int SUFFIX(mc_gemm)(int64_t m, int64_t n, int64_t k,
                 const int64_t th = ceil_div(ceil_div(mb, n_ti), MR) * MR;
                 const int64_t tiles = ceil_div(mb, th) * n_tj;
 
-                #pragma omp for schedule(static)
+                /* round robin: B slivers (transposed, the costly ones) come first */
+                #pragma omp for schedule(static, 1)
                 for (int64_t s = 0; s < packs; ++s) {
                     const int64_t sa = s - (packs - a_slivers);
                     if (sa < 0) {
