@@ -94,7 +94,7 @@ def conv_case(spec, rng, algorithms):
     impls = {}
     for algorithm in algorithms:
         def forward(algorithm=algorithm):
-            return conv(tensor(x), tensor(w), algorithm=algorithm, **args)
+            return conv(from_numpy(x), from_numpy(w), algorithm=algorithm, **args)  # views, as torch.from_numpy
 
         def both(algorithm=algorithm):
             xt, wt = tensor(x, requires_grad=True), tensor(w, requires_grad=True)
@@ -128,7 +128,7 @@ def pool_case(spec, rng, algorithms):
     def both():
         xt = tensor(x, requires_grad=True)
         pool(xt, kernel, stride).backward(from_numpy(grad))
-    impls = {"ours:auto": {"forward": lambda: pool(tensor(x), kernel, stride), "forward+backward": both},
+    impls = {"ours:auto": {"forward": lambda: pool(from_numpy(x), kernel, stride), "forward+backward": both},
              "numpy": {"forward": lambda: numpy_pool(spec["op"], x, kernel, stride),
                        "forward+backward": lambda: numpy_pool(spec["op"], x, kernel, stride, grad)}}
     torch = _torch()
