@@ -68,7 +68,8 @@ static SUFFIX(operands) SUFFIX(block)(const mc_geometry *g, const SUFFIX(chunk) 
     return op;
 }
 
-/* h's tasks all see one chunk, and the images [i0, i1) of it in hand. */
+/* What h's tasks share: one chunk of nb images, cut into `runs` runs of
+ * whole images, and the images [i0, i1) of it in hand. */
 typedef struct SUFFIX(h_job) {
     const mc_geometry *g;
     const SUFFIX(chunk) *c;
