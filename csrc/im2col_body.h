@@ -68,8 +68,9 @@ SUFFIX(move_rows)(const mc_geometry *g, const row_span *spans, int adjoint, T *r
                             xrow[ow * s] += crow[ow];
                     continue;
                 }
-                for (int64_t ow = 0; ow < lo; ++ow)
-                    crow[ow] = 0;
+                if (lo > 0 || hi < oW)
+                    for (int64_t ow = 0; ow < oW; ++ow)
+                        crow[ow] = 0;
                 if (s == 1)
                     for (int64_t ow = lo; ow < hi; ++ow)
                         crow[ow] = xrow[ow];
@@ -79,8 +80,6 @@ SUFFIX(move_rows)(const mc_geometry *g, const row_span *spans, int adjoint, T *r
                 else
                     for (int64_t ow = lo; ow < hi; ++ow)
                         crow[ow] = xrow[ow * s];
-                for (int64_t ow = hi; ow < oW; ++ow)
-                    crow[ow] = 0;
             }
         }
         col += ld;
