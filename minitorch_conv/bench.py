@@ -259,6 +259,7 @@ def format_table(rows):
 def plot(rows, path):
     """Bars of ours:auto's speed relative to torch per workload, one colour per (mode, threads)."""
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     picked = [r for r in rows if r["impl"] == "ours:auto" and r["vs_torch"]]
@@ -274,6 +275,8 @@ def plot(rows, path):
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(workloads))], workloads, rotation=30, ha="right")
     ax.set_ylabel("speed vs torch (torch time / ours)")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # 0.5, 1, 2: not 5x10^-1
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
