@@ -59,88 +59,87 @@ static inline void KNAME(row_dot)(int64_t n, const KT *restrict x, int64_t s,
         acc[l] += x[(j + l) * s] * y[j + l];
 }
 
-/* c for one (image, output channel): y (one oD x oH x oW plane) = sum over
- * the group's input planes x[i] and kernel offsets of w[i, k] * shifted x[i].
- * Loop order: input channel and kernel offset outermost, so each weight is
- * one scalar; then output rows, so the innermost loop adds a whole output
- * row times that scalar, reading the input row at the stride, with its
- * padding cut off in advance by valid_range instead of tested per element.
- * The y plane and the current x plane are reused across all (i, k): cache. */
-static void KNAME(forward)(const mc_geometry *g, const KT *restrict x,
-                           const KT *restrict w, KT *restrict y)
+/* What a unit does with one pair of rows: c adds the input row times a
+ * weight to the output row, h scatters the output row times a weight back to
+ * the input row (row_axpy's transpose), g adds their dot product to acc. */
+enum { KNAME(AXPY), KNAME(SCATTER), KNAME(DOT) };
+
+/* Kernel offset (kd, kh, kw) between one input plane x and one output plane
+ * y: every output row whose window row lies inside x, paired with the input
+ * row it reads at the stride, its padding cut off in advance by valid_range
+ * instead of tested per element. One walk for c, h and g (op, a constant in
+ * each unit), so the three visit exactly the same pairs: h is c's transpose
+ * and g its weight adjoint by construction. The casts at the call sites drop
+ * `const` from the plane that op writes. */
+static inline __attribute__((always_inline)) void
+KNAME(offset_rows)(const mc_geometry *g, int64_t kd, int64_t kh, int64_t kw, const int op,
+                   KT wv, KT *x, KT *y, KT *restrict acc)
 {
     const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
     const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
     const int64_t s = g->stride[2];
-    const int64_t cin_g = g->channels / g->groups;
-
-    memset(y, 0, (size_t)(oD * oH * oW) * sizeof(KT));
-    for (int64_t i = 0; i < cin_g; ++i, x += D * H * W)
-    for (int64_t kd = 0; kd < g->kernel[0]; ++kd)
-    for (int64_t kh = 0; kh < g->kernel[1]; ++kh)
-    for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
-        const KT wv = *w++;
-        const int64_t w_off = kw * g->dilation[2] - g->pad[2];
-        int64_t lo, hi;
-        valid_range(w_off, s, W, oW, &lo, &hi);
-        if (lo >= hi)
+    const int64_t w_off = kw * g->dilation[2] - g->pad[2];
+    int64_t lo, hi;
+    valid_range(w_off, s, W, oW, &lo, &hi);
+    if (lo >= hi)
+        return;
+    for (int64_t od = 0; od < oD; ++od) {
+        const int64_t id = od * g->stride[0] + kd * g->dilation[0] - g->pad[0];
+        if (!in_range(id, D))
             continue;
-        for (int64_t od = 0; od < oD; ++od) {
-            const int64_t id = od * g->stride[0] + kd * g->dilation[0] - g->pad[0];
-            if (!in_range(id, D))
+        for (int64_t oh = 0; oh < oH; ++oh) {
+            const int64_t ih = oh * g->stride[1] + kh * g->dilation[1] - g->pad[1];
+            if (!in_range(ih, H))
                 continue;
-            for (int64_t oh = 0; oh < oH; ++oh) {
-                const int64_t ih = oh * g->stride[1] + kh * g->dilation[1] - g->pad[1];
-                if (!in_range(ih, H))
-                    continue;
-                KNAME(row_axpy)(hi - lo, wv, x + (id * H + ih) * W + lo * s + w_off, s,
-                                y + (od * oH + oh) * oW + lo);
-            }
+            KT *xrow = x + (id * H + ih) * W + lo * s + w_off, *yrow = y + (od * oH + oh) * oW + lo;
+            if (op == KNAME(AXPY))
+                KNAME(row_axpy)(hi - lo, wv, xrow, s, yrow);
+            else if (op == KNAME(SCATTER))
+                KNAME(row_scatter)(hi - lo, wv, yrow, s, xrow);
+            else
+                KNAME(row_dot)(hi - lo, xrow, s, yrow, acc);
         }
     }
+}
+
+/* c for one (image, output channel): y (one oD x oH x oW plane) = sum over
+ * the group's input planes x[i] and kernel offsets of w[i, k] * shifted x[i].
+ * Loop order: input channel and kernel offset outermost, so each weight is
+ * one scalar; then output rows (offset_rows), so the innermost loop adds a
+ * whole output row times that scalar. The y plane and the current x plane
+ * are reused across all (i, k): cache. */
+static void KNAME(forward)(const mc_geometry *g, const KT *restrict x,
+                           const KT *restrict w, KT *restrict y)
+{
+    const int64_t cin_g = g->channels / g->groups;
+
+    memset(y, 0, (size_t)spatial_size(g->out) * sizeof(KT));
+    for (int64_t i = 0; i < cin_g; ++i, x += spatial_size(g->in))
+    for (int64_t kd = 0; kd < g->kernel[0]; ++kd)
+    for (int64_t kh = 0; kh < g->kernel[1]; ++kh)
+    for (int64_t kw = 0; kw < g->kernel[2]; ++kw)
+        KNAME(offset_rows)(g, kd, kh, kw, KNAME(AXPY), *w++, (KT *)x, y, NULL);
 }
 
 /* h for one (image, input channel): x (one D x H x W plane) = the sum, over
  * the output channels o of its group, of w[o, i, k] * y[o] scattered back to
  * where c read it. w points at w[first o of the group, i], y at that o's plane.
  * Loop order: forward's with the roles of x and y swapped — output channel
- * and kernel offset outermost (one scalar weight), then output rows; the
- * innermost loop adds a whole output row into the input row at the stride.
+ * and kernel offset outermost (one scalar weight), then output rows.
  * This thread owns the x plane, so the adds need no synchronisation. */
 static void KNAME(input_grad)(const mc_geometry *g, const KT *restrict w,
                               const KT *restrict y, KT *restrict x)
 {
-    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
-    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
-    const int64_t s = g->stride[2];
     const int64_t cin_g = g->channels / g->groups, cout_g = g->out_channels / g->groups;
     const int64_t K = spatial_size(g->kernel);
 
-    memset(x, 0, (size_t)(D * H * W) * sizeof(KT));
-    for (int64_t o = 0; o < cout_g; ++o, w += cin_g * K, y += oD * oH * oW) {
+    memset(x, 0, (size_t)spatial_size(g->in) * sizeof(KT));
+    for (int64_t o = 0; o < cout_g; ++o, w += cin_g * K, y += spatial_size(g->out)) {
         const KT *wk = w;
         for (int64_t kd = 0; kd < g->kernel[0]; ++kd)
         for (int64_t kh = 0; kh < g->kernel[1]; ++kh)
-        for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
-            const KT wv = *wk++;
-            const int64_t w_off = kw * g->dilation[2] - g->pad[2];
-            int64_t lo, hi;
-            valid_range(w_off, s, W, oW, &lo, &hi);
-            if (lo >= hi)
-                continue;
-            for (int64_t od = 0; od < oD; ++od) {
-                const int64_t id = od * g->stride[0] + kd * g->dilation[0] - g->pad[0];
-                if (!in_range(id, D))
-                    continue;
-                for (int64_t oh = 0; oh < oH; ++oh) {
-                    const int64_t ih = oh * g->stride[1] + kh * g->dilation[1] - g->pad[1];
-                    if (!in_range(ih, H))
-                        continue;
-                    KNAME(row_scatter)(hi - lo, wv, y + (od * oH + oh) * oW + lo, s,
-                                       x + (id * H + ih) * W + lo * s + w_off);
-                }
-            }
-        }
+        for (int64_t kw = 0; kw < g->kernel[2]; ++kw)
+            KNAME(offset_rows)(g, kd, kh, kw, KNAME(SCATTER), *wk++, x, (KT *)y, NULL);
     }
 }
 
@@ -154,11 +153,8 @@ static void KNAME(input_grad)(const mc_geometry *g, const KT *restrict w,
 static void KNAME(weight_grad)(const mc_geometry *g, int64_t batch, const KT *restrict x,
                                const KT *restrict y, KT *restrict w)
 {
-    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
-    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
-    const int64_t s = g->stride[2];
-    const int64_t x_image = g->channels * D * H * W;
-    const int64_t y_image = g->out_channels * oD * oH * oW;
+    const int64_t x_image = g->channels * spatial_size(g->in);
+    const int64_t y_image = g->out_channels * spatial_size(g->out);
 
     for (int64_t kd = 0; kd < g->kernel[0]; ++kd)
     for (int64_t kh = 0; kh < g->kernel[1]; ++kh)
@@ -166,24 +162,9 @@ static void KNAME(weight_grad)(const mc_geometry *g, int64_t batch, const KT *re
         KT acc[KLANES];
         for (int l = 0; l < KLANES; ++l)
             acc[l] = 0;
-        const int64_t w_off = kw * g->dilation[2] - g->pad[2];
-        int64_t lo, hi;
-        valid_range(w_off, s, W, oW, &lo, &hi);
-        for (int64_t n = 0; n < batch && lo < hi; ++n) {
-            const KT *xn = x + n * x_image, *yn = y + n * y_image;
-            for (int64_t od = 0; od < oD; ++od) {
-                const int64_t id = od * g->stride[0] + kd * g->dilation[0] - g->pad[0];
-                if (!in_range(id, D))
-                    continue;
-                for (int64_t oh = 0; oh < oH; ++oh) {
-                    const int64_t ih = oh * g->stride[1] + kh * g->dilation[1] - g->pad[1];
-                    if (!in_range(ih, H))
-                        continue;
-                    KNAME(row_dot)(hi - lo, xn + (id * H + ih) * W + lo * s + w_off, s,
-                                   yn + (od * oH + oh) * oW + lo, acc);
-                }
-            }
-        }
+        for (int64_t n = 0; n < batch; ++n)
+            KNAME(offset_rows)(g, kd, kh, kw, KNAME(DOT), 0, (KT *)x + n * x_image,
+                               (KT *)y + n * y_image, acc);
         KT sum = 0;
         for (int l = 0; l < KLANES; ++l)
             sum += acc[l];
