@@ -1,11 +1,11 @@
 /* conv_im2col.c — the chapter's c, h and g as im2col + GEMM (col2im for h),
  * float and double from one body (conv_im2col_body.h).
  *
- * c never stores its column matrix: mc_gemm_panels packs it from x (or a
- * zero-padded copy of it) sliver by sliver (see make_taps, padded_size). h and g go through the batch `chunk` images at a
- * time: im2col of the chunk into
- * the caller's workspace, the images side by side, then one GEMM per group
- * for the whole chunk (chunk_layout below). Work is shared out in pieces that
+ * c never stores its column matrix: mc_gemm_panels packs it sliver by
+ * sliver from x, or from a copy of x padded and split into stride phases
+ * (make_taps, padded_size). h and g go through the batch `chunk` images at a
+ * time: im2col of the chunk into the caller's workspace, the images side by
+ * side, then one GEMM per group for the whole chunk (chunk_layout below). Work is shared out in pieces that
  * do not depend on the thread count, and mc_gemm gives the same bits at any
  * thread count, so neither do the results. The chunk does matter: the weight
  * gradient sums over a chunk's images inside one GEMM, so another chunk
@@ -164,12 +164,16 @@ int64_t mc_conv_im2col_workspace(const mc_geometry *g, int64_t chunk)
 
 /* Where row r = (c, kd, kh, kw) of one group's column matrix reads in
  * channels of size `in`: channel plane offset c*D*H*W and the dilated kernel
- * offsets, so that packing a sliver needs no division per row. */
+ * offsets, so that packing a sliver needs no division per row. With `phases`
+ * s > 1 each row of `in` holds its elements w = q*s + r as s runs (phase r,
+ * in[2]/s long) one after another (padded_size): tap w then reads phase w % s
+ * from q = w / s on, and a window step of s along the output row is a step
+ * of 1 in its phase. */
 typedef struct tap {
     int64_t plane, d, h, w;
 } tap;
 
-static tap *make_taps(const mc_geometry *g, const int64_t in[3])
+static tap *make_taps(const mc_geometry *g, const int64_t in[3], int64_t phases)
 {
     const int64_t K = spatial_size(g->kernel), rows = g->channels / g->groups * K;
     tap *taps = malloc((size_t)rows * sizeof *taps);
@@ -177,31 +181,33 @@ static tap *make_taps(const mc_geometry *g, const int64_t in[3])
         return NULL;
     for (int64_t r = 0; r < rows; ++r) {
         const int64_t k = r % K, kw = k % g->kernel[2], kh = k / g->kernel[2] % g->kernel[1];
-        const int64_t kd = k / g->kernel[2] / g->kernel[1];
-        taps[r] = (tap){r / K * spatial_size(in), kd * g->dilation[0], kh * g->dilation[1],
-                        kw * g->dilation[2]};
+        const int64_t kd = k / g->kernel[2] / g->kernel[1], w = kw * g->dilation[2];
+        taps[r] = (tap){r / K * spatial_size(in) + w % phases * (in[2] / phases),
+                        kd * g->dilation[0], kh * g->dilation[1], w / phases};
     }
     return taps;
 }
 
 /* The size of x's channels with their zero padding written out: every
  * position a window reads, padding before and any the last window reads past
- * the end. All zeros when nothing is padded: the forward then reads x. */
+ * the end, rows rounded up to a whole number of strides (the copy splits
+ * them into stride phases, make_taps). */
 static void padded_size(const mc_geometry *g, int64_t padded[3])
 {
-    int64_t any = 0;
     for (int a = 0; a < 3; ++a) {
         const int64_t reach = (g->out[a] - 1) * g->stride[a] + (g->kernel[a] - 1) * g->dilation[a] + 1;
         padded[a] = g->pad[a] + g->in[a] > reach ? g->pad[a] + g->in[a] : reach;
-        any |= padded[a] != g->in[a];
     }
-    if (!any || spatial_size(g->out) == 0)
-        padded[0] = padded[1] = padded[2] = 0;
+    padded[2] = (padded[2] + g->stride[2] - 1) / g->stride[2] * g->stride[2];
 }
 
-/* Padded copies of x cost a pass over x; beyond this many bytes (all
- * threads' copies together) the forward reads x and checks bounds instead. */
+/* Copies of x cost a pass over x; beyond this many bytes (all threads'
+ * copies together) the forward reads x and checks bounds instead. */
 #define PADDED_BYTES (16 << 20)
+
+/* Elements after each copy that packing may read past it (pack_copied
+ * copies a sliver's width from where a run starts; at most 32). */
+#define COPY_SLACK 64
 
 /* The forward's column panels: at most this many columns, so that a panel
  * of B (k-block x panel) stays in L2 beside its A block. */

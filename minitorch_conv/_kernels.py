@@ -164,7 +164,6 @@ def _element_strides(x):
 
 # ---- any kernel -------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=256)
 @functools.lru_cache(maxsize=1024)
 def c_geometry(geom):
     """The `mc_geometry` struct for a geometry.Geometry, spatial axes left-filled to 3 (cached: C

@@ -533,20 +533,22 @@ def test_c_rejects_a_negative_batch(algorithm):
         K.run(kernel, geom, -1, *arrays)
 
 
+@pytest.mark.parametrize("stride, shared_rows", [(1, slice(1, 15)), (2, slice(1, 7))])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_forward_past_the_padded_copy_budget(restore_threads, threads):
-    """The im2col c packs from zero-padded copies of x (one (image, group) per thread) while they
-    fit 16 MB, and reads x with bounds checks beyond: a 64-channel 256x260 input with padding is
-    past it. Both ways against the direct loops, and the same bits either side of the budget:
-    a crop of the same problem that fits must agree with the big one on the rows they share."""
+def test_forward_past_the_padded_copy_budget(restore_threads, threads, stride, shared_rows):
+    """The im2col c packs from copies of x (one (image, group) per thread, zero padding written
+    out, rows split into stride phases) while they fit 16 MB, and reads x with bounds checks
+    beyond: a 64-channel 256x260 input with padding is past it. Both ways against the direct
+    loops, and the same bits either side of the budget: a crop of the same problem that fits
+    must agree with the big one on the output rows whose windows lie inside the crop."""
     K.set_num_threads(threads)
-    big = Case(1, 64, 2, (256, 260), (3, 3), pad=(1, 2))
+    big = Case(1, 64, 2, (256, 260), (3, 3), (stride, stride), pad=(1, 2))
     assert 4 * 64 * 258 * 264 > 16 << 20  # one padded float32 copy (258 x 264 planes) is past it
     geom = big.geometry()
     x, w = operands("forward", geom, 1, np.float32, seed=5)
     im2col = conv("forward", "im2col", geom, 1, x, w)
     direct = conv("forward", "direct", geom, 1, x, w)
     np.testing.assert_allclose(im2col, direct, rtol=2e-5, atol=2e-4)
-    small = Case(1, 64, 2, (16, 260), (3, 3), pad=(1, 2))  # fits: padded copies
+    small = Case(1, 64, 2, (16, 260), (3, 3), (stride, stride), pad=(1, 2))  # fits: copies
     part = conv("forward", "im2col", small.geometry(), 1, np.ascontiguousarray(x[:, :, :16]), w)
-    assert part[:, :, 1:15].tobytes() == im2col[:, :, 1:15].tobytes()  # rows whose windows are inside
+    assert part[:, :, shared_rows].tobytes() == im2col[:, :, shared_rows].tobytes()
