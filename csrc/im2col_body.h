@@ -18,13 +18,16 @@
  * outputs in all (5 and 10 in MNIST-1D) each row takes one plain loop instead
  * (short_rows, a constant in each copy): the setup of the vector loops, which
  * the compiler hoists to every kernel offset, cost 170 instructions an
- * offset, counted with callgrind — more than such a row. */
+ * offset, counted with callgrind — more than such a row. Rows 8 or 16 long
+ * (LeNet's second layer, small 3-D volumes) get copies with the length a
+ * constant (fixed_ow), unrolled whole: 28% fewer instructions in LeNet's
+ * col2im, 11% in its im2col. */
 static inline __attribute__((always_inline)) MC_INLINE_LOOPS void
 SUFFIX(move_rows)(const mc_geometry *g, const row_span *spans, int adjoint, T *restrict x,
-                  T *restrict col, int64_t ld, const int short_rows)
+                  T *restrict col, int64_t ld, const int short_rows, const int64_t fixed_ow)
 {
     const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
-    const int64_t oD = g->out[0], oH = g->out[1], oW = g->out[2];
+    const int64_t oD = g->out[0], oH = g->out[1], oW = fixed_ow ? fixed_ow : g->out[2];
     const int64_t s = g->stride[2];
 
     if (adjoint)
@@ -91,9 +94,13 @@ static MC_INLINE_LOOPS void SUFFIX(move_channel)(const mc_geometry *g, const row
                                                  int64_t ld)
 {
     if (spatial_size(g->out) < 32)
-        SUFFIX(move_rows)(g, spans, adjoint, x, col, ld, 1);
+        SUFFIX(move_rows)(g, spans, adjoint, x, col, ld, 1, 0);
+    else if (g->out[2] == 8)
+        SUFFIX(move_rows)(g, spans, adjoint, x, col, ld, 0, 8);
+    else if (g->out[2] == 16)
+        SUFFIX(move_rows)(g, spans, adjoint, x, col, ld, 0, 16);
     else
-        SUFFIX(move_rows)(g, spans, adjoint, x, col, ld, 0);
+        SUFFIX(move_rows)(g, spans, adjoint, x, col, ld, 0, 0);
 }
 
 /* Parallel over (image, channel): each pair owns its slice of x and its rows
