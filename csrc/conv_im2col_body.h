@@ -189,7 +189,8 @@ typedef struct SUFFIX(forward_job) {
     int64_t *holds;        /* per thread, which image * G + group its copy holds, -1 none */
     int64_t panels;        /* column panels per (image, group) */
     int64_t panel_width;   /* columns in each (the last may have fewer) */
-    int64_t ahead;         /* how far on in x the same tap reads for a later sliver */
+    int64_t ahead;         /* how far on in x the same tap reads one output row later */
+    int flat;              /* a pointwise kernel: X' is x itself (pack_flat) */
     const T *x;
     T *y;
 } SUFFIX(forward_job);
@@ -374,29 +375,63 @@ SUFFIX(pack_copied)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int6
             dst[p * width + j] = 0;
 }
 
-static MC_INLINE_LOOPS void SUFFIX(forward_sliver)(const void *ctx, int64_t t, int64_t p0, int64_t kc, int64_t j,
-                                   int64_t nr, int64_t width, T *restrict dst)
+/* A pointwise kernel's X' is x itself, a channel (L long) per row: columns
+ * [l0, l0 + n), rows [p0, p0 + kc), as slivers `width` wide (see
+ * gemm_pack_fn). Loop order: rows outer, each read once, in order, and dealt
+ * out across the slivers, so x streams in; sliver by sliver it came in
+ * 64-byte pieces of hundreds of rows at once. */
+static inline __attribute__((always_inline)) MC_INLINE_LOOPS void
+SUFFIX(pack_flat)(const T *x, int64_t L, int64_t p0, int64_t kc, int64_t l0, int64_t n,
+                  const int64_t width, T *restrict dst)
+{
+    const int64_t whole = n / width * width;
+    for (int64_t p = 0; p < kc; ++p) {
+        const T *row = x + (p0 + p) * L + l0;
+        for (int64_t j = 0; j < whole; j += width)
+            for (int64_t i = 0; i < width; ++i)
+                dst[(j * kc + p * width) + i] = row[j + i];
+        for (int64_t i = 0; i < width && whole < n; ++i)
+            dst[whole * kc + p * width + i] = whole + i < n ? row[whole + i] : 0;
+    }
+}
+
+/* Any other kernel's X', sliver by sliver (pack_copied, or pack_columns when x has no copy). */
+static inline __attribute__((always_inline)) MC_INLINE_LOOPS void
+SUFFIX(pack_slivers)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int64_t kc, int64_t l0,
+                     int64_t n, const int64_t width, T *restrict dst)
+{
+    for (int64_t j = 0; j < n; j += width) {
+        const int64_t nr = n - j < width ? n - j : width;
+        if (job->padded)
+            SUFFIX(pack_copied)(job, x, p0, kc, l0 + j, nr, width, dst + j * kc);
+        else
+            SUFFIX(pack_columns)(job, x, p0, kc, l0 + j, nr, width, dst + j * kc);
+    }
+}
+
+/* Columns [0, n) of task t's panel of X', rows [p0, p0 + kc) (gemm_pack_fn). */
+static MC_INLINE_LOOPS void SUFFIX(forward_pack)(const void *ctx, int64_t t, int64_t p0, int64_t kc,
+                                                 int64_t n, int64_t width, T *restrict dst)
 {
     const SUFFIX(forward_job) *job = ctx;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
     const T *x = SUFFIX(channels_of)(job, at);
-    const int64_t l0 = at.l0 + j;
-    if (job->padded) {
+    if (job->flat) {
         switch (width) { /* every kernel's sliver width (gemm.c): a constant in each copy */
-        case 4: SUFFIX(pack_copied)(job, x, p0, kc, l0, nr, 4, dst); break;
-        case 8: SUFFIX(pack_copied)(job, x, p0, kc, l0, nr, 8, dst); break;
-        case 16: SUFFIX(pack_copied)(job, x, p0, kc, l0, nr, 16, dst); break;
-        case 32: SUFFIX(pack_copied)(job, x, p0, kc, l0, nr, 32, dst); break;
-        default: SUFFIX(pack_copied)(job, x, p0, kc, l0, nr, width, dst);
+        case 4: SUFFIX(pack_flat)(x, job->in[2], p0, kc, at.l0, n, 4, dst); break;
+        case 8: SUFFIX(pack_flat)(x, job->in[2], p0, kc, at.l0, n, 8, dst); break;
+        case 16: SUFFIX(pack_flat)(x, job->in[2], p0, kc, at.l0, n, 16, dst); break;
+        case 32: SUFFIX(pack_flat)(x, job->in[2], p0, kc, at.l0, n, 32, dst); break;
+        default: SUFFIX(pack_flat)(x, job->in[2], p0, kc, at.l0, n, width, dst);
         }
         return;
     }
     switch (width) {
-    case 4: SUFFIX(pack_columns)(job, x, p0, kc, l0, nr, 4, dst); break;
-    case 8: SUFFIX(pack_columns)(job, x, p0, kc, l0, nr, 8, dst); break;
-    case 16: SUFFIX(pack_columns)(job, x, p0, kc, l0, nr, 16, dst); break;
-    case 32: SUFFIX(pack_columns)(job, x, p0, kc, l0, nr, 32, dst); break;
-    default: SUFFIX(pack_columns)(job, x, p0, kc, l0, nr, width, dst);
+    case 4: SUFFIX(pack_slivers)(job, x, p0, kc, at.l0, n, 4, dst); break;
+    case 8: SUFFIX(pack_slivers)(job, x, p0, kc, at.l0, n, 8, dst); break;
+    case 16: SUFFIX(pack_slivers)(job, x, p0, kc, at.l0, n, 16, dst); break;
+    case 32: SUFFIX(pack_slivers)(job, x, p0, kc, at.l0, n, 32, dst); break;
+    default: SUFFIX(pack_slivers)(job, x, p0, kc, at.l0, n, width, dst);
     }
 }
 
@@ -449,9 +484,9 @@ int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
                                      {padded[0], padded[1], padded[2]},
                                      {copied ? 0 : g->pad[0], copied ? 0 : g->pad[1], copied ? 0 : g->pad[2]},
                                      copied ? 1 : g->stride[2], copy, copy_size, holds,
-                                     panels, panel_width, flat ? 48 : g->stride[1] * in[2], x, y};
+                                     panels, panel_width, g->stride[1] * in[2], flat, x, y};
     const int rc = SUFFIX(mc_gemm_panels)(cout_g, rows, G, w, batch * G * panels, panel_width,
-                                          SUFFIX(forward_panel), SUFFIX(forward_sliver), &job, nt);
+                                          SUFFIX(forward_panel), SUFFIX(forward_pack), &job, nt);
     free(offsets);
     free(taps);
     free(copy);

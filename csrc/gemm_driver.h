@@ -104,14 +104,14 @@ int SUFFIX(mc_gemm)(int64_t m, int64_t n, int64_t k,
  * row-major, one after another) are packed once, then multiplied into many
  * column panels of a B that is never stored. Panel t says which A it uses and
  * where its columns of C go (panel_of); its slivers of B are packed straight
- * from wherever B's entries live (sliver). Each panel runs on one thread from
+ * from wherever B's entries live (pack), a k-block at a time. Each panel runs on one thread from
  * its first k-block to its last, so there are no barriers, and every element
  * of C is summed in the same order at any thread count. The k-blocks are cut
  * evenly (576 = 3 x 192, not 256 + 256 + 64): a thin last block pays C's
  * loads and stores for a few FMAs. */
 int SUFFIX(mc_gemm_panels)(int64_t m, int64_t k, int64_t count_a, const T *a,
                            int64_t panels, int64_t max_n, SUFFIX(gemm_panel_fn) panel_of,
-                           SUFFIX(gemm_sliver_fn) sliver, const void *ctx, int nt)
+                           SUFFIX(gemm_pack_fn) pack, const void *ctx, int nt)
 {
     if (m <= 0 || k <= 0 || count_a <= 0 || panels <= 0 || max_n <= 0 || nt < 1)
         return MC_ERR_ARG;
@@ -148,8 +148,7 @@ int SUFFIX(mc_gemm_panels)(int64_t m, int64_t k, int64_t count_a, const T *a,
             const SUFFIX(gemm_panel) p = panel_of(ctx, t);
             for (int64_t b = 0; b < kblocks; ++b) {
                 const int64_t p0 = b * kcb, kc = k - p0 < kcb ? k - p0 : kcb;
-                for (int64_t j = 0; j < p.n; j += NR)
-                    sliver(ctx, t, p0, kc, j, p.n - j < NR ? p.n - j : NR, NR, mine + j * kc);
+                pack(ctx, t, p0, kc, p.n, NR, mine);
                 kr->macro(m, p.n, kc, ap + p.a * m_pad * k + p0 * m_pad, mine, p.c, p.c_rs, b == 0);
             }
         }

@@ -86,20 +86,22 @@ MC_INTERNAL int mc_im2col_wide_f64(const mc_geometry *g, int64_t batch, const do
 MC_INTERNAL int mc_col2im_wide_f32(const mc_geometry *g, int64_t batch, const float *restrict cols, int64_t ld, float *restrict x);
 MC_INTERNAL int mc_col2im_wide_f64(const mc_geometry *g, int64_t batch, const double *restrict cols, int64_t ld, double *restrict x);
 
-/* mc_gemm_panels (gemm_driver.h): C = A @ B panel by panel, B packed sliver
- * by sliver by the caller. A panel: which A, its width n, where its C starts
- * and C's row stride. A sliver: rows [p0, p0 + kc) and columns [j, j + nr)
- * of panel t's B, stored row by row `width` apart, columns nr..width-1 zero. */
+/* mc_gemm_panels (gemm_driver.h): C = A @ B panel by panel, B packed by the
+ * caller one k-block of a panel at a time. A panel: which A, its width n,
+ * where its C starts and C's row stride. A pack: rows [p0, p0 + kc) of
+ * panel t's B, columns [0, n), as slivers `width` wide, sliver j at
+ * dst + j*width*kc, each stored row by row `width` apart, columns past n
+ * zero. */
 #define MC_GEMM_PANELS(T, sfx)                                                       \
     typedef struct gemm_panel_##sfx { int64_t a, n; T *c; int64_t c_rs; } gemm_panel_##sfx; \
     typedef gemm_panel_##sfx (*gemm_panel_fn_##sfx)(const void *ctx, int64_t t);     \
-    typedef void (*gemm_sliver_fn_##sfx)(const void *ctx, int64_t t, int64_t p0,      \
-                                         int64_t kc, int64_t j, int64_t nr,          \
-                                         int64_t width, T *restrict dst);             \
+    typedef void (*gemm_pack_fn_##sfx)(const void *ctx, int64_t t, int64_t p0,        \
+                                       int64_t kc, int64_t n, int64_t width,          \
+                                       T *restrict dst);                              \
     MC_INTERNAL int mc_gemm_panels_##sfx(int64_t m, int64_t k, int64_t count_a,       \
                                          const T *a, int64_t panels, int64_t max_n,   \
                                          gemm_panel_fn_##sfx panel_of,                \
-                                         gemm_sliver_fn_##sfx sliver, const void *ctx, int nt);
+                                         gemm_pack_fn_##sfx pack, const void *ctx, int nt);
 MC_GEMM_PANELS(float, f32)
 MC_GEMM_PANELS(double, f64)
 #undef MC_GEMM_PANELS
