@@ -211,6 +211,11 @@ static void SUFFIX(pad_channels)(const SUFFIX(forward_job) *job, const T *restri
     const mc_geometry *g = job->g;
     const int64_t D = g->in[0], H = g->in[1], W = g->in[2], cin_g = g->channels / g->groups;
     const int64_t pD = job->copy_in[0], pH = job->copy_in[1], pW = job->copy_in[2], s = g->stride[2];
+    const int64_t Q = pW / s;  /* a phase's length */
+    int64_t lo[2], hi[2];      /* at stride 2, the q that read x in each phase, and in both */
+    for (int r = 0; r < 2; ++r)
+        valid_range(r - g->pad[2], 2, W, Q, &lo[r], &hi[r]);
+    const int64_t both_lo = lo[0] > lo[1] ? lo[0] : lo[1], both_hi = hi[0] < hi[1] ? hi[0] : hi[1];
     for (int64_t c = 0; c < cin_g; ++c)
         for (int64_t d = 0; d < pD; ++d)
             for (int64_t h = 0; h < pH; ++h) {
@@ -227,21 +232,28 @@ static void SUFFIX(pad_channels)(const SUFFIX(forward_job) *job, const T *restri
                     memset(row + g->pad[2] + W, 0, (size_t)(pW - g->pad[2] - W) * sizeof(T));
                     continue;
                 }
+                if (s == 2) {  /* both phases in one pass, even and odd elements */
+                    T *even = row, *odd = row + Q;
+                    for (int64_t q = 0; q < both_lo; ++q) {
+                        even[q] = in_range(2 * q - g->pad[2], W) ? src[2 * q] : 0;
+                        odd[q] = in_range(2 * q + 1 - g->pad[2], W) ? src[2 * q + 1] : 0;
+                    }
+                    for (int64_t q = both_lo; q < both_hi; ++q) {  /* vectorised: loads and shuffles */
+                        even[q] = src[2 * q];
+                        odd[q] = src[2 * q + 1];
+                    }
+                    for (int64_t q = both_hi; q < Q; ++q) {
+                        even[q] = in_range(2 * q - g->pad[2], W) ? src[2 * q] : 0;
+                        odd[q] = in_range(2 * q + 1 - g->pad[2], W) ? src[2 * q + 1] : 0;
+                    }
+                    continue;
+                }
                 for (int64_t r = 0; r < s; ++r) {  /* phase r: w = r, r + s, ... */
-                    T *phase = row + r * (pW / s);
-                    const T *from = src + r;
+                    T *phase = row + r * Q;
                     int64_t lo, hi;
-                    valid_range(r - g->pad[2], s, W, pW / s, &lo, &hi);
-                    for (int64_t q = 0; q < lo; ++q)
-                        phase[q] = 0;
-                    if (s == 2)  /* a constant stride: vectorised */
-                        for (int64_t q = lo; q < hi; ++q)
-                            phase[q] = from[2 * q];
-                    else
-                        for (int64_t q = lo; q < hi; ++q)
-                            phase[q] = from[q * s];
-                    for (int64_t q = hi; q < pW / s; ++q)
-                        phase[q] = 0;
+                    valid_range(r - g->pad[2], s, W, Q, &lo, &hi);
+                    for (int64_t q = 0; q < Q; ++q)
+                        phase[q] = q >= lo && q < hi ? src[q * s + r] : 0;
                 }
             }
 }
