@@ -246,3 +246,18 @@ def test_bench_rejects_an_unknown_workload(capsys):
     from minitorch_conv.__main__ import main
     assert main(["bench", "--quick", "--only", "resnet_9000"]) == 2
     assert "unknown workload" in capsys.readouterr().err
+
+
+def test_bench_threads_script_alternates_thread_counts(restore_threads, capsys):
+    """benchmarks/bench_threads.py (the README's two-thread speed-ups): a row per workload and mode,
+    both times positive and the speed-up their ratio; a pooling workload is refused."""
+    import runpy
+    script = runpy.run_path(str(__import__("pathlib").Path(__file__).parents[1] / "benchmarks" / "bench_threads.py"))
+    script["main"](["--rounds", "1", "--only", "lenet_c1"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [row[:2] for row in rows] == [["lenet_c1", "forward"], ["lenet_c1", "forward+backward"]]
+    for _, _, one, two, speed_up in rows:
+        assert float(one) > 0 and float(two) > 0
+        assert float(speed_up) == pytest.approx(float(one) / float(two), rel=0.02, abs=0.01)
+    with pytest.raises(SystemExit, match="maxpool2d is not a convolution"):
+        script["main"](["--rounds", "1", "--only", "maxpool2d"])
