@@ -5,9 +5,9 @@
  * sliver from x, or from a copy of x padded and split into stride phases
  * (make_taps, padded_size). h and g go through the batch `chunk` images at a
  * time: im2col of the chunk into the caller's workspace, the images side by
- * side, then one GEMM per group for the whole chunk (chunk_layout below). Work is shared out in pieces that
- * do not depend on the thread count, and mc_gemm gives the same bits at any
- * thread count, so neither do the results. The chunk does matter: the weight
+ * side, then one GEMM per group for the whole chunk (chunk_layout below).
+ * Work is shared out in pieces that do not depend on the thread count, and
+ * mc_gemm gives the same bits at any thread count, so neither do the results. The chunk does matter: the weight
  * gradient sums over a chunk's images inside one GEMM, so another chunk
  * groups the sum differently and may change the last bits. */
 #include <omp.h>
