@@ -373,14 +373,20 @@ SUFFIX(pack_copied)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int6
         at[count++] = l - l0;
     }
     const int64_t *rows = job->rows + p0;
-    for (int64_t p = 0; p < kc - 1; ++p)
-        for (int64_t r = 0; r < count; ++r)
+    if (count == 1) {  /* the sliver within one output row: one copy a row, none spills */
+        for (int64_t p = 0; p < kc; ++p)
             for (int64_t i = 0; i < width; ++i)
-                dst[p * width + at[r] + i] = from[r][rows[p] + i];
-    for (int64_t r = 0; r < count; ++r) {
-        const int64_t end = r + 1 < count ? at[r + 1] : nr;
-        for (int64_t i = at[r]; i < end; ++i)
-            dst[(kc - 1) * width + i] = from[r][rows[kc - 1] + i - at[r]];
+                dst[p * width + i] = from[0][rows[p] + i];
+    } else {
+        for (int64_t p = 0; p < kc - 1; ++p)
+            for (int64_t r = 0; r < count; ++r)
+                for (int64_t i = 0; i < width; ++i)
+                    dst[p * width + at[r] + i] = from[r][rows[p] + i];
+        for (int64_t r = 0; r < count; ++r) {
+            const int64_t end = r + 1 < count ? at[r + 1] : nr;
+            for (int64_t i = at[r]; i < end; ++i)
+                dst[(kc - 1) * width + i] = from[r][rows[kc - 1] + i - at[r]];
+        }
     }
     for (int64_t p = 0; p < kc; ++p)
         for (int64_t j = nr; j < width; ++j)
