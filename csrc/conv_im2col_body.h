@@ -378,10 +378,18 @@ SUFFIX(pack_copied)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int6
             for (int64_t i = 0; i < width; ++i)
                 dst[p * width + i] = from[0][rows[p] + i];
     } else {
-        for (int64_t p = 0; p < kc - 1; ++p)
-            for (int64_t r = 0; r < count; ++r)
+        if (count == 2)  /* across one row end: the two runs' pointers held in registers */
+            for (int64_t p = 0; p < kc - 1; ++p) {
                 for (int64_t i = 0; i < width; ++i)
-                    dst[p * width + at[r] + i] = from[r][rows[p] + i];
+                    dst[p * width + i] = from[0][rows[p] + i];
+                for (int64_t i = 0; i < width; ++i)
+                    dst[p * width + at[1] + i] = from[1][rows[p] + i];
+            }
+        else
+            for (int64_t p = 0; p < kc - 1; ++p)
+                for (int64_t r = 0; r < count; ++r)
+                    for (int64_t i = 0; i < width; ++i)
+                        dst[p * width + at[r] + i] = from[r][rows[p] + i];
         for (int64_t r = 0; r < count; ++r) {
             const int64_t end = r + 1 < count ? at[r + 1] : nr;
             for (int64_t i = at[r]; i < end; ++i)
