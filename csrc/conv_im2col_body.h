@@ -619,12 +619,37 @@ int SUFFIX(mc_conv_weight_grad_im2col)(const mc_geometry *g, int64_t batch,
     return MC_OK;
 }
 
+/* h as the forward of input_grad_as_forward's geometry t, with the weights
+ * flipped and transposed to t's layout: wt[gr, c, o, K-1-k] = w[gr, o, c, k]
+ * (gr the group, c and o a channel in it; reversing the flat kernel index
+ * flips every spatial axis). */
+static int SUFFIX(input_grad_by_forward)(const mc_geometry *g, const mc_geometry *t, int64_t batch,
+                                         const T *restrict w, const T *restrict y, T *restrict x)
+{
+    const int64_t G = g->groups, cin_g = g->channels / G, cout_g = g->out_channels / G;
+    const int64_t K = spatial_size(g->kernel);
+    T *wt = malloc((size_t)(G * cin_g * cout_g * K) * sizeof(T) + 1);
+    if (!wt)
+        return MC_ERR_NOMEM;
+    for (int64_t gr = 0; gr < G; ++gr)
+        for (int64_t o = 0; o < cout_g; ++o)
+            for (int64_t c = 0; c < cin_g; ++c)
+                for (int64_t k = 0; k < K; ++k)
+                    wt[((gr * cin_g + c) * cout_g + o) * K + K - 1 - k] = w[((gr * cout_g + o) * cin_g + c) * K + k];
+    const int rc = SUFFIX(mc_conv_forward_im2col)(t, batch, y, wt, x);
+    free(wt);
+    return rc;
+}
+
 int SUFFIX(mc_conv_input_grad_im2col)(const mc_geometry *g, int64_t batch,
                                       const T *restrict w, const T *restrict y,
                                       int64_t chunk, T *restrict work, T *restrict x)
 {
     if (!conv_geometry_ok(g, batch) || chunk < 1)
         return MC_ERR_ARG;
+    mc_geometry t;
+    if (input_grad_as_forward(g, &t))
+        return SUFFIX(input_grad_by_forward)(g, &t, batch, w, y, x);
     for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
         const int64_t nb = batch - n0 < chunk ? batch - n0 : chunk;
         const SUFFIX(chunk) c = {layout(g, nb), n0, work};

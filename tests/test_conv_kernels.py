@@ -82,6 +82,12 @@ CASES = {
     "2d-wide-stride3-pad": Case(2, 2, 3, (20, 70), (3, 4), (1, 3), (1, 2), (2, 1), (1, 2)),
     "2d-long-k-groups": Case(2, 64, 14, (6, 7), (3, 3), pad=(1, 1), groups=2),
     "2d-1x1-wide": Case(2, 300, 7, (19, 17), (1, 1)),
+    # at stride 1 with 8 or more input channels a group, the im2col h runs as a forward
+    # convolution of y with the flipped, transposed weights (csrc/conv_im2col.c)
+    "1d-h-as-forward": Case(3, 9, 2, (20,), (5,), pad=(2,)),
+    "2d-h-as-forward-dilated-asym-pad": Case(2, 8, 5, (9, 10), (3, 2), pad=(2, 1), pad_after=(1, 0),
+                                             dilation=(2, 1)),
+    "3d-h-as-forward-groups": Case(1, 16, 4, (4, 5, 6), (3, 3, 1), pad=(1, 1, 0), groups=2),
     # im2col and col2im copy output rows 8 or 16 long with the length a constant
     "2d-rows-of-8-stride2": Case(2, 2, 3, (6, 17), (3, 3), (1, 2), pad=(1, 0)),
     "2d-rows-of-16-padded": Case(2, 3, 2, (5, 16), (3, 3), pad=(0, 1)),
