@@ -182,8 +182,6 @@ typedef struct SUFFIX(forward_job) {
     const int64_t *rows;   /* the same as offsets into a copy, from where a run of columns starts */
     int64_t in[3], out[3]; /* x's sizes (the copy's, if any); for a pointwise kernel one row (1, 1, L) */
     int64_t copy_in[3];    /* the copy's sizes, as pad_channels writes it */
-    int64_t pad[3];        /* g's padding, or 0 where it is written out in a copy */
-    int64_t step;          /* how far apart in a row of x output columns read: the stride, 1 in a copy */
     T *padded;             /* per thread, one (image, group) of x padded and split, or NULL */
     int64_t copy_size;     /* elements of each thread's copy, zeroed slack after it included */
     int64_t *holds;        /* per thread, which image * G + group its copy holds, -1 none */
@@ -285,8 +283,8 @@ static SUFFIX(gemm_panel) SUFFIX(forward_panel)(const void *ctx, int64_t t)
     return p;
 }
 
-/* Columns [l0, l0 + nr) of X' from one image's group of channels x, rows [p0,
- * p0 + kc), `width` apart. Loop order: runs of columns within one output row
+/* Columns [l0, l0 + nr) of X' from one image's group of channels x itself
+ * (no copy: bounds checked), rows [p0, p0 + kc), `width` apart. Loop order: runs of columns within one output row
  * outer, so that each row of X' is a copy from one row of x (with zeros where
  * it reads padding); the common case, a whole sliver from the inside of a
  * row at stride 1, is one fixed-size copy (width is a constant here). */
@@ -297,12 +295,12 @@ SUFFIX(pack_columns)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int
     const mc_geometry *g = job->g;
     const tap *taps = job->taps;
     const int64_t D = job->in[0], H = job->in[1], W = job->in[2];
-    const int64_t oH = job->out[1], oW = job->out[2], s = job->step;
+    const int64_t oH = job->out[1], oW = job->out[2], s = g->stride[2];
     for (int64_t l = l0; l < l0 + nr;) {
         const int64_t ow = l % oW, oh = l / oW % oH, od = l / oW / oH;
         const int64_t run = oW - ow < l0 + nr - l ? oW - ow : l0 + nr - l;
-        const int64_t d0 = od * g->stride[0] - job->pad[0], h0 = oh * g->stride[1] - job->pad[1];
-        const int64_t w0 = ow * s - job->pad[2];
+        const int64_t d0 = od * g->stride[0] - g->pad[0], h0 = oh * g->stride[1] - g->pad[1];
+        const int64_t w0 = ow * s - g->pad[2];
         T *col = dst + (l - l0);
         for (int64_t p = p0; p < p0 + kc; ++p, col += width) {
             const tap tp = taps[p];
@@ -507,9 +505,7 @@ int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
     }
     const SUFFIX(forward_job) job = {g, taps, offsets, {in[0], in[1], in[2]},
                                      {flat ? 1 : g->out[0], flat ? 1 : g->out[1], flat ? L : g->out[2]},
-                                     {padded[0], padded[1], padded[2]},
-                                     {copied ? 0 : g->pad[0], copied ? 0 : g->pad[1], copied ? 0 : g->pad[2]},
-                                     copied ? 1 : g->stride[2], copy, copy_size, holds,
+                                     {padded[0], padded[1], padded[2]}, copy, copy_size, holds,
                                      panels, panel_width, g->stride[1] * in[2], flat, x, y};
     const int rc = SUFFIX(mc_gemm_panels)(cout_g, rows, G, w, batch * G * panels, panel_width,
                                           SUFFIX(forward_panel), SUFFIX(forward_pack), &job, nt);
