@@ -419,11 +419,17 @@ SUFFIX(pack_flat)(const T *x, int64_t L, int64_t p0, int64_t kc, int64_t l0, int
     }
 }
 
-/* Any other kernel's X', sliver by sliver (pack_copied, or pack_columns when x has no copy). */
+/* Columns [l0, l0 + n) of X' from x (a copy of it, if any), rows [p0, p0 + kc),
+ * as slivers `width` wide: a pointwise kernel's by rows (pack_flat), any
+ * other's sliver by sliver (pack_copied, or pack_columns without a copy). */
 static inline __attribute__((always_inline)) MC_INLINE_LOOPS void
-SUFFIX(pack_slivers)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int64_t kc, int64_t l0,
-                     int64_t n, const int64_t width, T *restrict dst)
+SUFFIX(pack_panel)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int64_t kc, int64_t l0,
+                   int64_t n, const int64_t width, T *restrict dst)
 {
+    if (job->flat) {
+        SUFFIX(pack_flat)(x, job->in[2], p0, kc, l0, n, width, dst);
+        return;
+    }
     for (int64_t j = 0; j < n; j += width) {
         const int64_t nr = n - j < width ? n - j : width;
         if (job->padded)
@@ -440,22 +446,12 @@ static MC_INLINE_LOOPS void SUFFIX(forward_pack)(const void *ctx, int64_t t, int
     const SUFFIX(forward_job) *job = ctx;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
     const T *x = SUFFIX(channels_of)(job, at);
-    if (job->flat) {
-        switch (width) { /* every kernel's sliver width (gemm.c): a constant in each copy */
-        case 4: SUFFIX(pack_flat)(x, job->in[2], p0, kc, at.l0, n, 4, dst); break;
-        case 8: SUFFIX(pack_flat)(x, job->in[2], p0, kc, at.l0, n, 8, dst); break;
-        case 16: SUFFIX(pack_flat)(x, job->in[2], p0, kc, at.l0, n, 16, dst); break;
-        case 32: SUFFIX(pack_flat)(x, job->in[2], p0, kc, at.l0, n, 32, dst); break;
-        default: SUFFIX(pack_flat)(x, job->in[2], p0, kc, at.l0, n, width, dst);
-        }
-        return;
-    }
-    switch (width) {
-    case 4: SUFFIX(pack_slivers)(job, x, p0, kc, at.l0, n, 4, dst); break;
-    case 8: SUFFIX(pack_slivers)(job, x, p0, kc, at.l0, n, 8, dst); break;
-    case 16: SUFFIX(pack_slivers)(job, x, p0, kc, at.l0, n, 16, dst); break;
-    case 32: SUFFIX(pack_slivers)(job, x, p0, kc, at.l0, n, 32, dst); break;
-    default: SUFFIX(pack_slivers)(job, x, p0, kc, at.l0, n, width, dst);
+    switch (width) { /* every kernel's sliver width (gemm.c): a constant in each copy */
+    case 4: SUFFIX(pack_panel)(job, x, p0, kc, at.l0, n, 4, dst); break;
+    case 8: SUFFIX(pack_panel)(job, x, p0, kc, at.l0, n, 8, dst); break;
+    case 16: SUFFIX(pack_panel)(job, x, p0, kc, at.l0, n, 16, dst); break;
+    case 32: SUFFIX(pack_panel)(job, x, p0, kc, at.l0, n, 32, dst); break;
+    default: SUFFIX(pack_panel)(job, x, p0, kc, at.l0, n, width, dst);
     }
 }
 
@@ -624,7 +620,7 @@ static int SUFFIX(input_grad_by_forward)(const mc_geometry *g, const mc_geometry
 {
     const int64_t G = g->groups, cin_g = g->channels / G, cout_g = g->out_channels / G;
     const int64_t K = spatial_size(g->kernel);
-    T *wt = malloc((size_t)(G * cin_g * cout_g * K) * sizeof(T) + 1);
+    T *wt = malloc((size_t)(G * cin_g * cout_g * K) * sizeof(T) + 1);  /* + 1: never malloc(0), maybe NULL */
     if (!wt)
         return MC_ERR_NOMEM;
     for (int64_t gr = 0; gr < G; ++gr)
