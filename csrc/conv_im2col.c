@@ -3,11 +3,15 @@
  *
  * c never stores its column matrix: mc_gemm_panels packs it sliver by
  * sliver from x, or from a copy of x padded and split into stride phases
- * (make_taps, padded_size). h and g go through the batch `chunk` images at a
- * time: im2col of the chunk into the caller's workspace, the images side by
- * side, then one GEMM per group for the whole chunk (chunk_layout below).
- * Work is shared out in pieces that do not depend on the thread count, and
- * mc_gemm gives the same bits at any thread count, so neither do the results. The chunk does matter: the weight
+ * (make_taps, padded_size). Neither does g where that pays
+ * (weight_grad_implicit_pays): mc_gemm_blocks sums Y' @ X'^T block by block,
+ * X'^T packed from the same copies. At stride 1, h is a c too
+ * (input_grad_as_forward). Otherwise h and g go through the batch `chunk`
+ * images at a time: im2col of the chunk into the caller's workspace, the
+ * images side by side, then one GEMM per group for the whole chunk
+ * (chunk_layout below). Work is shared out in pieces that do not depend on
+ * the thread count, and mc_gemm gives the same bits at any thread count, so
+ * neither do the results. The chunk does matter on that route: the weight
  * gradient sums over a chunk's images inside one GEMM, so another chunk
  * groups the sum differently and may change the last bits. */
 #include <omp.h>
@@ -86,15 +90,19 @@ static int64_t weight_grad_slab(int64_t cout_g, int64_t rows, int64_t k)
     return (k + slabs * 256 - 1) / (slabs * 256) * 256;
 }
 
+/* The share of the lanes of AVX2 float's 6 x 16 micro-tiles that an m x n
+ * product uses (a heuristic for every path). */
+static double tile_use(int64_t m, int64_t n)
+{
+    return (double)m * (double)n / ((double)((m + 5) / 6) * (double)((n + 15) / 16) * 96.0);
+}
+
 /* Whether a weight gradient's slabs are better computed transposed, as
- * rows x cout_g: the orientation whose micro-tiles waste fewer lanes, counted
- * for AVX2 float's 6 x 16 (a heuristic: the numbers are the same either way). */
+ * rows x cout_g: the orientation whose micro-tiles waste fewer lanes (the
+ * numbers are the same either way). */
 static int transpose_weight_grad(int64_t cout_g, int64_t rows)
 {
-    const double tile = 6.0 * 16.0;
-    const double plain = (double)cout_g * rows / (((cout_g + 5) / 6) * ((rows + 15) / 16) * tile);
-    const double turned = (double)cout_g * rows / (((rows + 5) / 6) * ((cout_g + 15) / 16) * tile);
-    return turned > plain;
+    return tile_use(rows, cout_g) > tile_use(cout_g, rows);
 }
 
 /* A row stride for n columns that is not a multiple of 4 KB: rows 2^k
@@ -209,6 +217,17 @@ static void padded_size(const mc_geometry *g, int64_t padded[3])
  * copies a sliver's width from where a run starts; at most 32). */
 #define COPY_SLACK 64
 
+/* Elements of each thread's copy of an (image, group) of x, COPY_SLACK
+ * included, for nt threads of `elem`-byte elements; 0 for none: a pointwise
+ * kernel's x (each element is packed once) or copies beyond PADDED_BYTES. */
+static int64_t copy_elements(const mc_geometry *g, int nt, size_t elem)
+{
+    int64_t padded[3];
+    padded_size(g, padded);
+    const int64_t size = g->channels / g->groups * spatial_size(padded) + COPY_SLACK;
+    return !pointwise(g) && (double)nt * (double)size * (double)elem <= PADDED_BYTES ? size : 0;
+}
+
 /* h at stride 1 is itself a convolution, the book's h written as a c: dX is
  * dY correlated with W flipped in space and transposed within each group
  * (C_in and C_out trade places), padded (k - 1)*d - pad before, so it can
@@ -237,6 +256,32 @@ static int input_grad_as_forward(const mc_geometry *g, mc_geometry *t)
             return 0;
     }
     return 1;
+}
+
+/* g without a column matrix (weight_grad_implicit) computes W_gr as
+ * cout_g x rows, never transposed, and is taken when that uses at least half
+ * of the micro-tiles' lanes and the forward's copies fit (or X' is x itself,
+ * pointwise). Measured (g alone, one thread, against im2col + GEMM):
+ * cifar_3x3 1.41x, resnet_3x3 1.34x, strided 1.47x, LeNet's layers 1.8x and
+ * 1.9x, conv3d_small 1.57x; MNIST-1D's conv1d (32 x 5, 28% of the lanes;
+ * transposed, 83%) 0.76x, so not. */
+static int weight_grad_implicit_pays(const mc_geometry *g, int nt, size_t elem)
+{
+    const int64_t rows = g->channels / g->groups * spatial_size(g->kernel);
+    return tile_use(g->out_channels / g->groups, rows) >= 0.5
+        && (pointwise(g) || copy_elements(g, nt, elem) > 0);
+}
+
+/* The implicit g's cut of the batch's positions into slabs: a power of two,
+ * at most 8 and at most `blocks`, each slab at least 1024 positions long so
+ * that adding their partial sums (O x rows each) stays small beside the
+ * products. From the sizes alone, never the thread count. */
+static int64_t implicit_slabs(int64_t positions, int64_t blocks)
+{
+    int64_t slabs = 1;
+    while (slabs < 8 && 2 * slabs <= blocks && positions / (2 * slabs) >= 1024)
+        slabs *= 2;
+    return slabs;
 }
 
 /* The forward's column panels: at most this many columns, so that a panel

@@ -5,8 +5,9 @@
  * rows = cin_g*K, W_gr (cout_g x rows) is w[gr*cout_g ..], and X'_gr, Y'_gr
  * are group gr's rows of the column matrix and of y:
  *   c:  Y'_gr = W_gr @ X'_gr      X' never stored: each sliver packed from x (mc_gemm_panels)
- *   g:  W_gr (+)= Y'_gr @ X'_gr^T (chunks in batch order, the first =)
- *   h:  X'_gr = W_gr^T @ Y'_gr, then col2im
+ *   g:  W_gr (+)= Y'_gr @ X'_gr^T (chunks in batch order, the first =), or
+ *       W_gr = the sum of Y'_block @ X'_block^T, X'^T packed from x (mc_gemm_blocks)
+ *   h:  X'_gr = W_gr^T @ Y'_gr, then col2im; or at stride 1, a c (input_grad_by_forward)
  * For g and h a chunk of nb images sits side by side in the workspace (X'
  * and Y', see chunk_layout in conv_im2col.c), so that each group needs one
  * GEMM per chunk, nb*L columns wide, rather than one per image: for small
@@ -14,6 +15,10 @@
  * products go image by image, one block of L columns each, on y (and,
  * pointwise, x) in place. Transposes are strides handed to mc_gemm, never
  * copies. */
+
+#define TT T
+#define TNAME SUFFIX
+#include "transpose.h" /* KQ, SUFFIX(v16), SUFFIX(transpose16) */
 
 /* Y' (rows ld apart) from y, row by row: each (image, channel) row is one
  * copy of L elements, whatever the thread count. */
@@ -178,8 +183,8 @@ static int SUFFIX(chunk_input_grad)(const mc_geometry *g, const SUFFIX(chunk) *c
  * from 1.9 to 1.45 (perf sample ratios). */
 typedef struct SUFFIX(forward_job) {
     const mc_geometry *g;
-    const tap *taps;       /* the rows of X'_gr: where each one reads in a group's channels */
-    const int64_t *rows;   /* the same as offsets into a copy, from where a run of columns starts */
+    tap *taps;             /* the rows of X'_gr: where each one reads in a group's channels */
+    int64_t *rows;         /* the same as offsets into a copy, from where a run of columns starts */
     int64_t in[3], out[3]; /* x's sizes (the copy's, if any); for a pointwise kernel one row (1, 1, L) */
     int64_t copy_in[3];    /* the copy's sizes, as pad_channels writes it */
     T *padded;             /* per thread, one (image, group) of x padded and split, or NULL */
@@ -455,6 +460,52 @@ static MC_INLINE_LOOPS void SUFFIX(forward_pack)(const void *ctx, int64_t t, int
     }
 }
 
+static void SUFFIX(forward_job_free)(SUFFIX(forward_job) *job)
+{
+    free(job->taps);
+    free(job->rows);
+    free(job->padded);
+    free(job->holds);
+}
+
+/* A forward job on x for nt threads (see forward_job; y and the panels are
+ * the caller's to set): the taps, their offsets, and the copies whenever
+ * they fit PADDED_BYTES, not of a pointwise kernel's x, whose elements are
+ * each packed once. On MC_ERR_NOMEM nothing is left allocated. */
+static int SUFFIX(forward_job_init)(SUFFIX(forward_job) *job, const mc_geometry *g, int nt, const T *x)
+{
+    const int64_t G = g->groups, L = spatial_size(g->out), rows = g->channels / G * spatial_size(g->kernel);
+    const int flat = pointwise(g);
+    const int64_t copy_size = copy_elements(g, nt, sizeof(T));
+    const int copied = copy_size > 0;
+    int64_t padded[3];
+    padded_size(g, padded);
+    const int64_t *sizes = copied ? padded : g->in;
+    const int64_t in[3] = {flat ? 1 : sizes[0], flat ? 1 : sizes[1], flat ? L : sizes[2]};
+    *job = (SUFFIX(forward_job)){
+        .g = g, .taps = make_taps(g, in, copied ? g->stride[2] : 1),
+        .rows = malloc((size_t)rows * sizeof *job->rows), .in = {in[0], in[1], in[2]},
+        .out = {flat ? 1 : g->out[0], flat ? 1 : g->out[1], flat ? L : g->out[2]},
+        .copy_in = {padded[0], padded[1], padded[2]},
+        .padded = copied ? malloc((size_t)(nt * copy_size) * sizeof(T)) : NULL,
+        .copy_size = copy_size, .holds = malloc((size_t)nt * sizeof *job->holds),
+        .ahead = g->stride[1] * in[2], .flat = flat, .x = x};
+    if (!job->taps || !job->rows || !job->holds || (copied && !job->padded)) {
+        SUFFIX(forward_job_free)(job);
+        return MC_ERR_NOMEM;
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+        const tap tp = job->taps[r];
+        job->rows[r] = tp.plane + (tp.d * in[1] + tp.h) * in[2] + tp.w;
+    }
+    for (int i = 0; i < nt; ++i) {
+        job->holds[i] = -1;
+        if (copied)  /* read, never used: a run's copy may reach past the copy of x */
+            memset(job->padded + (i + 1) * copy_size - COPY_SLACK, 0, COPY_SLACK * sizeof(T));
+    }
+    return MC_OK;
+}
+
 int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
                                    const T *restrict x, const T *restrict w, T *restrict y)
 {
@@ -472,43 +523,15 @@ int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
     const int64_t panels = (L + PANEL_COLUMNS - 1) / PANEL_COLUMNS;
     const int64_t panel_width = ((L + panels - 1) / panels + 15) / 16 * 16;
     const int nt = threads_for(batch * G * panels, batch * O * L * rows);
-    /* copies of x when they fit the budget (see forward_job); not of a
-     * pointwise kernel's, whose elements are each packed once */
-    const int flat = pointwise(g);
-    int64_t padded[3];
-    padded_size(g, padded);
-    const int64_t copy_size = g->channels / G * spatial_size(padded) + COPY_SLACK;
-    const int copied = !flat && (double)nt * (double)copy_size * sizeof(T) <= PADDED_BYTES;
-    const int64_t *sizes = copied ? padded : g->in;
-    const int64_t in[3] = {flat ? 1 : sizes[0], flat ? 1 : sizes[1], flat ? L : sizes[2]};
-    tap *taps = make_taps(g, in, copied ? g->stride[2] : 1);
-    int64_t *offsets = malloc((size_t)rows * sizeof *offsets);
-    T *copy = copied ? malloc((size_t)(nt * copy_size) * sizeof(T)) : NULL;
-    int64_t *holds = malloc((size_t)nt * sizeof *holds);
-    if (!taps || !offsets || !holds || (copied && !copy)) {
-        free(taps);
-        free(offsets);
-        free(copy);
-        free(holds);
+    SUFFIX(forward_job) job;
+    if (SUFFIX(forward_job_init)(&job, g, nt, x) != MC_OK)
         return MC_ERR_NOMEM;
-    }
-    for (int64_t r = 0; r < rows; ++r)
-        offsets[r] = taps[r].plane + (taps[r].d * in[1] + taps[r].h) * in[2] + taps[r].w;
-    for (int i = 0; i < nt; ++i) {
-        holds[i] = -1;
-        if (copied)  /* read, never used: a run's copy may reach past the copy of x */
-            memset(copy + (i + 1) * copy_size - COPY_SLACK, 0, COPY_SLACK * sizeof(T));
-    }
-    const SUFFIX(forward_job) job = {g, taps, offsets, {in[0], in[1], in[2]},
-                                     {flat ? 1 : g->out[0], flat ? 1 : g->out[1], flat ? L : g->out[2]},
-                                     {padded[0], padded[1], padded[2]}, copy, copy_size, holds,
-                                     panels, panel_width, g->stride[1] * in[2], flat, x, y};
+    job.panels = panels;
+    job.panel_width = panel_width;
+    job.y = y;
     const int rc = SUFFIX(mc_gemm_panels)(cout_g, rows, G, w, batch * G * panels, panel_width,
                                           SUFFIX(forward_panel), SUFFIX(forward_pack), &job, nt);
-    free(offsets);
-    free(taps);
-    free(copy);
-    free(holds);
+    SUFFIX(forward_job_free)(&job);
     return rc;
 }
 
@@ -532,6 +555,148 @@ static void SUFFIX(add_slabs)(const mc_geometry *g, int64_t slabs, int transpose
             w[o * rows + r] = sum;
         }
     }
+}
+
+/* g without a column matrix, where the forward's copies fit or X' is x
+ * itself (pointwise): dW_gr = the sum over blocks of positions of
+ * Y'_block @ X'_block^T (mc_gemm_blocks), a block at most 256 positions of
+ * one image (its positions cut evenly), A straight from y (a block of Y' is
+ * cout_g rows of y, L apart) and B = X'^T packed from the forward's copy
+ * (pack_transposed). The batch's blocks are cut into slabs, as many as the
+ * sizes say (never the thread count), which run side by side into partial
+ * sums added in slab order: the same bits at any thread count. */
+typedef struct SUFFIX(g_implicit) {
+    const SUFFIX(forward_job) *job;
+    const T *y;
+    T *w, *part;       /* part: the slabs' partial sums, if more than one */
+    int64_t per_image; /* blocks per image */
+    int64_t blocks, slabs;
+} SUFFIX(g_implicit);
+
+/* One task's view: blocks from b0 on, of one group. */
+typedef struct SUFFIX(g_slab) {
+    const SUFFIX(g_implicit) *job;
+    int64_t group, b0;
+} SUFFIX(g_slab);
+
+/* Block b0 + b: its image, and its positions [l0, l1). */
+static forward_task SUFFIX(g_block_at)(const SUFFIX(g_slab) *slab, int64_t b, int64_t *l1)
+{
+    const int64_t per = slab->job->per_image, at = slab->b0 + b, L = spatial_size(slab->job->job->g->out);
+    *l1 = L * (at % per + 1) / per;
+    return (forward_task){at / per, slab->group, L * (at % per) / per};
+}
+
+static SUFFIX(gemm_block) SUFFIX(g_block)(const void *ctx, int64_t b)
+{
+    const SUFFIX(g_slab) *slab = ctx;
+    const mc_geometry *g = slab->job->job->g;
+    const int64_t O = g->out_channels, L = spatial_size(g->out);
+    int64_t l1;
+    const forward_task at = SUFFIX(g_block_at)(slab, b, &l1);
+    return (SUFFIX(gemm_block)){slab->job->y + (at.image * O + at.group * (O / g->groups)) * L + at.l0,
+                                L, l1 - at.l0};
+}
+
+/* Columns [j0, j0 + n) of B = X'^T for positions [l0, l0 + kc) of the
+ * channels x (see forward_job): B[p, j] = X'[j0 + j, l0 + p], as slivers
+ * `width` wide. Loop order: sliver, then runs of positions within one output
+ * row (X' row j is then a line of x from rows[j] on), then KQ rows of X' at
+ * a time, read KQ positions at a time and transposed in registers. */
+static inline __attribute__((always_inline)) void
+SUFFIX(pack_transposed)(const SUFFIX(forward_job) *job, const T *x, int64_t l0, int64_t kc,
+                        int64_t j0, int64_t n, const int64_t width, T *restrict dst)
+{
+    const mc_geometry *g = job->g;
+    const int64_t H = job->in[1], W = job->in[2], oH = job->out[1], oW = job->out[2];
+    for (int64_t s0 = 0; s0 < n; s0 += width, dst += width * kc) {
+        const int64_t used = n - s0 < width ? n - s0 : width, whole = used / KQ * KQ;
+        const int64_t *rows = job->rows + j0 + s0;
+        for (int64_t l = l0, run; l < l0 + kc; l += run) {
+            const int64_t ow = l % oW, oh = l / oW % oH, od = l / oW / oH;
+            run = oW - ow < l0 + kc - l ? oW - ow : l0 + kc - l;
+            const T *base = x + (od * g->stride[0] * H + oh * g->stride[1]) * W + ow;
+            T *out = dst + (l - l0) * width;
+            const int64_t ends = run / KQ * KQ;
+            for (int64_t j = 0; j < whole; j += KQ) {
+                const T *line[KQ];
+                _Pragma("GCC unroll 4")
+                for (int q = 0; q < KQ; ++q)
+                    line[q] = base + rows[j + q];
+                for (int64_t p = 0; p < ends; p += KQ) {
+                    SUFFIX(v16) r[KQ];
+                    _Pragma("GCC unroll 4")
+                    for (int q = 0; q < KQ; ++q)
+                        memcpy(&r[q], line[q] + p, sizeof r[q]);
+                    SUFFIX(transpose16)(r);
+                    _Pragma("GCC unroll 4")
+                    for (int q = 0; q < KQ; ++q)
+                        memcpy(out + (p + q) * width + j, &r[q], sizeof r[q]);
+                }
+                for (int64_t p = ends; p < run; ++p)
+                    for (int q = 0; q < KQ; ++q)
+                        out[p * width + j + q] = line[q][p];
+            }
+            for (int64_t j = whole; j < used; ++j)
+                for (int64_t p = 0; p < run; ++p)
+                    out[p * width + j] = base[rows[j] + p];
+        }
+        for (int64_t p = 0; p < kc; ++p)
+            for (int64_t j = used; j < width; ++j)
+                dst[p * width + j] = 0;
+    }
+}
+
+static void SUFFIX(g_pack)(const void *ctx, int64_t b, int64_t j0, int64_t n, int64_t width,
+                           T *restrict dst)
+{
+    const SUFFIX(g_slab) *slab = ctx;
+    int64_t l1;
+    const forward_task at = SUFFIX(g_block_at)(slab, b, &l1);
+    const T *x = SUFFIX(channels_of)(slab->job->job, at);
+    switch (width) { /* every kernel's sliver width (gemm.c): a constant in each copy */
+    case 8: SUFFIX(pack_transposed)(slab->job->job, x, at.l0, l1 - at.l0, j0, n, 8, dst); break;
+    case 16: SUFFIX(pack_transposed)(slab->job->job, x, at.l0, l1 - at.l0, j0, n, 16, dst); break;
+    default: SUFFIX(pack_transposed)(slab->job->job, x, at.l0, l1 - at.l0, j0, n, width, dst);
+    }
+}
+
+/* Task t: slab t % slabs of group t / slabs. */
+static int SUFFIX(g_implicit_task)(const void *ctx, int64_t t)
+{
+    const SUFFIX(g_implicit) *job = ctx;
+    const mc_geometry *g = job->job->g;
+    const int64_t G = g->groups, cout_g = g->out_channels / G, L = spatial_size(g->out);
+    const int64_t rows = g->channels / G * spatial_size(g->kernel);
+    const int64_t gr = t / job->slabs, s = t % job->slabs;
+    const int64_t b0 = job->blocks * s / job->slabs, b1 = job->blocks * (s + 1) / job->slabs;
+    const SUFFIX(g_slab) slab = {job, gr, b0};
+    T *dst = job->slabs > 1 ? job->part + (s * G + gr) * cout_g * rows : job->w + gr * cout_g * rows;
+    return SUFFIX(mc_gemm_blocks)(cout_g, rows, b1 - b0, (L + job->per_image - 1) / job->per_image,
+                                  SUFFIX(g_block), SUFFIX(g_pack), &slab, dst, rows);
+}
+
+/* g by g_implicit on nt threads, where weight_grad_implicit_pays: each
+ * image's positions in per_image blocks, the batch's in `slabs`. */
+static int SUFFIX(weight_grad_implicit)(const mc_geometry *g, int64_t batch, int64_t per_image,
+                                        int64_t slabs, int nt, const T *x, const T *y, T *w)
+{
+    const int64_t O = g->out_channels, G = g->groups, rows = g->channels / G * spatial_size(g->kernel);
+    const int64_t blocks = batch * per_image;
+    SUFFIX(forward_job) fj;
+    if (SUFFIX(forward_job_init)(&fj, g, nt, x) != MC_OK)
+        return MC_ERR_NOMEM;
+    SUFFIX(g_implicit) job = {&fj, y, w, NULL, per_image, blocks, slabs};
+    int rc = MC_OK;
+    if (slabs > 1 && !(job.part = malloc((size_t)(slabs * O * rows) * sizeof(T))))
+        rc = MC_ERR_NOMEM;
+    if (rc == MC_OK)
+        rc = run_tasks(nt, G * slabs, SUFFIX(g_implicit_task), &job);
+    if (rc == MC_OK && slabs > 1)
+        SUFFIX(add_slabs)(g, slabs, 0, 1, job.part, w);
+    free(job.part);
+    SUFFIX(forward_job_free)(&fj);
+    return rc;
 }
 
 /* g's tasks all see one chunk. */
@@ -580,6 +745,11 @@ int SUFFIX(mc_conv_weight_grad_im2col)(const mc_geometry *g, int64_t batch,
 
     if (batch == 0)  /* an empty sum: no GEMM below would write w */
         memset(w, 0, (size_t)(O * rows) * sizeof(T));
+    const int64_t per_image = (L + 255) / 256;  /* blocks of at most 256 positions */
+    const int64_t slabs = implicit_slabs(batch * L, batch * per_image);
+    const int nt = threads_for(G * slabs, batch * O * L * rows);
+    if (batch * O * L * rows > 0 && weight_grad_implicit_pays(g, nt, sizeof(T)))
+        return SUFFIX(weight_grad_implicit)(g, batch, per_image, slabs, nt, x, y, w);
     for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
         const int64_t nb = batch - n0 < chunk ? batch - n0 : chunk;
         const SUFFIX(chunk) c = {layout(g, nb), n0, work};
@@ -651,3 +821,7 @@ int SUFFIX(mc_conv_input_grad_im2col)(const mc_geometry *g, int64_t batch,
     }
     return MC_OK;
 }
+
+#undef KQ
+#undef TT
+#undef TNAME

@@ -26,6 +26,8 @@
 #define GEMM_NC 4096
 #define GEMM_MB 2304
 #define GEMM_JW 256
+/* mc_gemm_blocks' column panels: a k-block's packed B panel (up to 256 x 256) stays in L2. */
+#define GEMM_BLOCK_NC 256
 
 /* What one SIMD path provides for one dtype: its blocking and the three
  * functions that touch packed data (see gemm_kernel.h). */

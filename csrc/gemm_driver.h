@@ -157,3 +157,40 @@ int SUFFIX(mc_gemm_panels)(int64_t m, int64_t k, int64_t count_a, const T *a,
     free(bp);
     return MC_OK;
 }
+
+/* The product behind an implicit weight gradient: a sum over a long k whose
+ * blocks are packed by the caller, B from wherever its entries live, with A
+ * rows wherever they are (see kernel.h). One thread, C overwritten by the
+ * first block; columns in panels of at most GEMM_BLOCK_NC, cut evenly, so that
+ * a packed panel of B (kc x panel) stays in L2 beside the packed A. Every
+ * element of C is summed block by block in order, whatever the panels. */
+int SUFFIX(mc_gemm_blocks)(int64_t m, int64_t n, int64_t blocks, int64_t max_kc,
+                           SUFFIX(gemm_block_fn) block_of, SUFFIX(gemm_block_pack_fn) pack,
+                           const void *ctx, T *c, int64_t c_rs)
+{
+    if (m <= 0 || n <= 0 || blocks <= 0 || max_kc <= 0 || c_rs < n)
+        return MC_ERR_ARG;
+    const struct SUFFIX(gemm_kernel) *kr = SUFFIX(kernels)[mc_simd_level()];
+    const int64_t MR = kr->mr, NR = kr->nr;
+    const int64_t panels = ceil_div(n, GEMM_BLOCK_NC), width = ceil_div(ceil_div(n, panels), NR) * NR;
+    T *ap = scratch(ceil_div(m, MR) * MR * max_kc * (int64_t)sizeof(T));
+    T *bp = scratch(max_kc * width * (int64_t)sizeof(T));
+    int rc = ap && bp ? MC_OK : MC_ERR_NOMEM;
+    for (int64_t b = 0; b < blocks && rc == MC_OK; ++b) {
+        const SUFFIX(gemm_block) blk = block_of(ctx, b);
+        if (blk.kc <= 0 || blk.kc > max_kc) {
+            rc = MC_ERR_ARG;
+            break;
+        }
+        for (int64_t i = 0; i < m; i += MR)
+            kr->pack_a(m - i < MR ? m - i : MR, blk.kc, blk.a + i * blk.a_rs, blk.a_rs, 1, ap + i * blk.kc);
+        for (int64_t j = 0; j < n; j += width) {
+            const int64_t nc = n - j < width ? n - j : width;
+            pack(ctx, b, j, nc, NR, bp);
+            kr->macro(m, nc, blk.kc, ap, bp, c + j, c_rs, b == 0);
+        }
+    }
+    free(ap);
+    free(bp);
+    return rc;
+}

@@ -14,36 +14,9 @@ typedef KT KNAME(vec) __attribute__((vector_size(VBYTES)));
 #define KVL ((int)(VBYTES / sizeof(KT))) /* lanes per vector */
 #define KNV (KNR / KVL)                  /* vectors per micro-tile row */
 
-/* A KQ x KQ block (KQ elements per 16 bytes), transposed in registers:
- * r[i][q] becomes r[q][i]. log2(KQ) rounds of the perfect shuffle — row 2i
- * := the low halves of rows i and i + KQ/2 interleaved, row 2i+1 := the high
- * halves — transpose any power-of-two square; at 16 bytes the two masks are
- * exactly unpcklps/unpckhps (unpcklpd/unpckhpd), one instruction each. */
-typedef KT KNAME(v16) __attribute__((vector_size(16)));
-typedef __typeof__((KNAME(v16)){0} < (KNAME(v16)){0}) KNAME(m16); /* same-width ints */
-#define KQ ((int)(16 / sizeof(KT)))
-
-static inline __attribute__((always_inline)) void KNAME(transpose16)(KNAME(v16) *r)
-{
-    KNAME(m16) lo, hi;
-    _Pragma("GCC unroll 4")
-    for (int q = 0; q < KQ; ++q) {
-        lo[q] = q / 2 + q % 2 * KQ;
-        hi[q] = lo[q] + KQ / 2;
-    }
-    _Pragma("GCC unroll 2")
-    for (int s = 1; s < KQ; s *= 2) {
-        KNAME(v16) t[KQ];
-        _Pragma("GCC unroll 2")
-        for (int i = 0; i < KQ / 2; ++i) {
-            t[2 * i] = __builtin_shuffle(r[i], r[i + KQ / 2], lo);
-            t[2 * i + 1] = __builtin_shuffle(r[i], r[i + KQ / 2], hi);
-        }
-        _Pragma("GCC unroll 4")
-        for (int i = 0; i < KQ; ++i)
-            r[i] = t[i];
-    }
-}
+#define TT KT
+#define TNAME KNAME
+#include "transpose.h" /* KQ, KNAME(v16), KNAME(transpose16) */
 
 /* dst[p*width + j] = src[j*stride + p] for j < used, 0 for used <= j < width:
  * `used` lines of src, each contiguous in p, stored across. A row-major A
@@ -208,6 +181,8 @@ static const struct KSTRUCT KNAME(gemm) = {
 #undef KVL
 #undef KNV
 #undef KQ
+#undef TT
+#undef TNAME
 /* The parameters are this inclusion's only: the next one defines its own. */
 #undef KT
 #undef KNAME

@@ -91,7 +91,11 @@ MC_INTERNAL int mc_col2im_wide_f64(const mc_geometry *g, int64_t batch, const do
  * where its C starts and C's row stride. A pack: rows [p0, p0 + kc) of
  * panel t's B, columns [0, n), as slivers `width` wide, sliver j at
  * dst + j*width*kc, each stored row by row `width` apart, columns past n
- * zero. */
+ * zero.
+ * mc_gemm_blocks (gemm_driver.h): C = the sum over blocks b of A_b @ B_b, on
+ * the calling thread. block_of: where A_b (m x kc) is, rows a_rs apart, unit
+ * steps along k, and its kc (at most max_kc). pack: columns [j0, j0 + n) of
+ * B_b (kc x n), all kc rows, as slivers `width` wide (laid out as above). */
 #define MC_GEMM_PANELS(T, sfx)                                                       \
     typedef struct gemm_panel_##sfx { int64_t a, n; T *c; int64_t c_rs; } gemm_panel_##sfx; \
     typedef gemm_panel_##sfx (*gemm_panel_fn_##sfx)(const void *ctx, int64_t t);     \
@@ -101,7 +105,15 @@ MC_INTERNAL int mc_col2im_wide_f64(const mc_geometry *g, int64_t batch, const do
     MC_INTERNAL int mc_gemm_panels_##sfx(int64_t m, int64_t k, int64_t count_a,       \
                                          const T *a, int64_t panels, int64_t max_n,   \
                                          gemm_panel_fn_##sfx panel_of,                \
-                                         gemm_pack_fn_##sfx pack, const void *ctx, int nt);
+                                         gemm_pack_fn_##sfx pack, const void *ctx, int nt); \
+    typedef struct gemm_block_##sfx { const T *a; int64_t a_rs, kc; } gemm_block_##sfx; \
+    typedef gemm_block_##sfx (*gemm_block_fn_##sfx)(const void *ctx, int64_t b);     \
+    typedef void (*gemm_block_pack_fn_##sfx)(const void *ctx, int64_t b, int64_t j0,  \
+                                             int64_t n, int64_t width, T *restrict dst); \
+    MC_INTERNAL int mc_gemm_blocks_##sfx(int64_t m, int64_t n, int64_t blocks,        \
+                                         int64_t max_kc, gemm_block_fn_##sfx block_of, \
+                                         gemm_block_pack_fn_##sfx pack, const void *ctx, \
+                                         T *c, int64_t c_rs);
 MC_GEMM_PANELS(float, f32)
 MC_GEMM_PANELS(double, f64)
 #undef MC_GEMM_PANELS

@@ -88,6 +88,13 @@ CASES = {
     "2d-h-as-forward-dilated-asym-pad": Case(2, 8, 5, (9, 10), (3, 2), pad=(2, 1), pad_after=(1, 0),
                                              dilation=(2, 1)),
     "3d-h-as-forward-groups": Case(1, 16, 4, (4, 5, 6), (3, 3, 1), pad=(1, 1, 0), groups=2),
+    # the im2col g packs X'^T from the forward's copies (no column matrix) once 6 x 16 micro-tiles
+    # are at least half used by C_out/groups x C_in/groups*K (csrc/conv_im2col.c): runs cut at
+    # output rows, 256-position blocks, slabs, 1-D, strides (split phases), 3-D groups
+    "1d-implicit-g": Case(2, 4, 12, (300,), (3,), pad=(1,)),
+    "2d-implicit-g-stride2": Case(2, 4, 8, (35, 30), (3, 3), (2, 2), pad=(1, 1)),
+    "3d-implicit-g-groups-stride": Case(2, 8, 12, (5, 6, 7), (3, 3, 3), (1, 2, 2), pad=(1, 1, 1),
+                                        groups=2),
     # im2col and col2im copy output rows 8 or 16 long with the length a constant
     "2d-rows-of-8-stride2": Case(2, 2, 3, (6, 17), (3, 3), (1, 2), pad=(1, 0)),
     "2d-rows-of-16-padded": Case(2, 3, 2, (5, 16), (3, 3), pad=(0, 1)),
@@ -540,6 +547,19 @@ def test_c_rejects_a_negative_batch(algorithm):
     kernel = f"conv_forward_{algorithm}"
     with pytest.raises(ValueError, match=kernel):  # c takes the same arguments in both algorithms
         K.run(kernel, geom, -1, *arrays)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weight_grad_past_the_padded_copy_budget(restore_threads, threads):
+    """The im2col g packs X'^T from the forward's copies of x while they fit 16 MB, and goes
+    through a column matrix (im2col + GEMM) beyond: both ways against the direct loops."""
+    K.set_num_threads(threads)
+    for size in ((256, 260), (16, 260)):  # past the budget (see below), and within it
+        geom = Case(1, 64, 8, size, (3, 3), pad=(1, 2)).geometry()
+        x, y = operands("weight_grad", geom, 1, np.float32, seed=6)
+        im2col = conv("weight_grad", "im2col", geom, 1, x, y)
+        direct = conv("weight_grad", "direct", geom, 1, x, y)
+        np.testing.assert_allclose(im2col, direct, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("stride, shared_rows", [(1, slice(1, 15)), (2, slice(1, 7))])

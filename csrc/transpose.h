@@ -1,0 +1,36 @@
+/* transpose.h — a square block of 16-byte vectors transposed in registers,
+ * for one element type. Included with TT (the element type) and TNAME(x)
+ * (its names) defined: by gemm_kernel.h once per (SIMD path, dtype), by
+ * conv_im2col_body.h once per dtype. Defines KQ, the elements per 16 bytes;
+ * the includer #undefs KQ, TT and TNAME when done. */
+
+typedef TT TNAME(v16) __attribute__((vector_size(16)));
+typedef __typeof__((TNAME(v16)){0} < (TNAME(v16)){0}) TNAME(m16); /* same-width ints */
+#define KQ ((int)(16 / sizeof(TT)))
+
+/* A KQ x KQ block, r[i][q] becomes r[q][i]. log2(KQ) rounds of the perfect
+ * shuffle — row 2i := the low halves of rows i and i + KQ/2 interleaved, row
+ * 2i+1 := the high halves — transpose any power-of-two square; at 16 bytes
+ * the two masks are exactly unpcklps/unpckhps (unpcklpd/unpckhpd), one
+ * instruction each. */
+static inline __attribute__((always_inline)) void TNAME(transpose16)(TNAME(v16) *r)
+{
+    TNAME(m16) lo, hi;
+    _Pragma("GCC unroll 4")
+    for (int q = 0; q < KQ; ++q) {
+        lo[q] = q / 2 + q % 2 * KQ;
+        hi[q] = lo[q] + KQ / 2;
+    }
+    _Pragma("GCC unroll 2")
+    for (int s = 1; s < KQ; s *= 2) {
+        TNAME(v16) t[KQ];
+        _Pragma("GCC unroll 2")
+        for (int i = 0; i < KQ / 2; ++i) {
+            t[2 * i] = __builtin_shuffle(r[i], r[i + KQ / 2], lo);
+            t[2 * i + 1] = __builtin_shuffle(r[i], r[i + KQ / 2], hi);
+        }
+        _Pragma("GCC unroll 4")
+        for (int i = 0; i < KQ; ++i)
+            r[i] = t[i];
+    }
+}
