@@ -22,13 +22,36 @@ int SUFFIX(mc_conv_forward_direct)(const mc_geometry *g, int64_t batch,
     const int64_t X = spatial_size(g->in), L = spatial_size(g->out), K = spatial_size(g->kernel);
     const int64_t units = batch * O;
     const int nt = threads_for(units, units * cin_g * K * L);
+    flat_plan p;
+    const int flat = flat_plan_make(g, 0, sizeof(T), &p);
+    if (flat < 0)
+        return MC_ERR_NOMEM;
+    int rc = MC_OK;
 
-    #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t t = 0; t < units; ++t) {
-        const int64_t n = t / O, o = t % O;
-        kr->forward(g, x + (n * C + o / cout_g * cin_g) * X, w + o * cin_g * K, y + t * L);
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        T *scratch = flat ? malloc((size_t)(2 * p.elems) * sizeof(T)) : NULL;
+        const int ready = !flat || scratch;
+        if (!ready) {
+            #pragma omp atomic write
+            rc = MC_ERR_NOMEM;
+        }
+        #pragma omp for schedule(static)
+        for (int64_t t = 0; t < units; ++t) {
+            const int64_t n = t / O, o = t % O;
+            const T *xg = x + (n * C + o / cout_g * cin_g) * X, *wo = w + o * cin_g * K;
+            if (!ready)
+                continue;
+            if (flat)
+                kr->forward_flat(g, &p, scratch, xg, wo, y + t * L);
+            else
+                kr->forward(g, xg, wo, y + t * L);
+        }
+        free(scratch);
     }
-    return MC_OK;
+    if (flat)
+        free(p.off);
+    return rc;
 }
 
 /* h: parallel over (image, input channel); unit t writes the plane x[t]. */
@@ -44,14 +67,44 @@ int SUFFIX(mc_conv_input_grad_direct)(const mc_geometry *g, int64_t batch,
     const int64_t X = spatial_size(g->in), L = spatial_size(g->out), K = spatial_size(g->kernel);
     const int64_t units = batch * C;
     const int nt = threads_for(units, units * cout_g * K * L);
-
-    #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t t = 0; t < units; ++t) {
-        const int64_t n = t / C, c = t % C, group = c / cin_g, i = c % cin_g;
-        kr->input_grad(g, w + (group * cout_g * cin_g + i) * K,
-                       y + (n * O + group * cout_g) * L, x + t * X);
+    /* at stride 1 with pad <= (k - 1)*dilation, h is a c of y with the
+     * kernel flipped, y padded by (k - 1)*dilation - pad: flat planes */
+    mc_geometry t = *g;
+    for (int a = 0; a < 3; ++a) {
+        t.in[a] = g->out[a];
+        t.out[a] = g->in[a];
+        t.pad[a] = (g->kernel[a] - 1) * g->dilation[a] - g->pad[a];
     }
-    return MC_OK;
+    flat_plan p;
+    const int flat = flat_plan_make(&t, 1, sizeof(T), &p);
+    if (flat < 0)
+        return MC_ERR_NOMEM;
+    int rc = MC_OK;
+
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        T *scratch = flat ? malloc((size_t)(2 * p.elems) * sizeof(T)) : NULL;
+        const int ready = !flat || scratch;
+        if (!ready) {
+            #pragma omp atomic write
+            rc = MC_ERR_NOMEM;
+        }
+        #pragma omp for schedule(static)
+        for (int64_t u = 0; u < units; ++u) {
+            const int64_t n = u / C, c = u % C, group = c / cin_g, i = c % cin_g;
+            const T *wi = w + (group * cout_g * cin_g + i) * K, *yg = y + (n * O + group * cout_g) * L;
+            if (!ready)
+                continue;
+            if (flat)
+                kr->input_grad_flat(g, &p, scratch, wi, yg, x + u * X);
+            else
+                kr->input_grad(g, wi, yg, x + u * X);
+        }
+        free(scratch);
+    }
+    if (flat)
+        free(p.off);
+    return rc;
 }
 
 /* g: parallel over (output channel, input channel of its group); unit t
@@ -68,11 +121,35 @@ int SUFFIX(mc_conv_weight_grad_direct)(const mc_geometry *g, int64_t batch,
     const int64_t X = spatial_size(g->in), L = spatial_size(g->out), K = spatial_size(g->kernel);
     const int64_t units = O * cin_g;
     const int nt = threads_for(units, units * batch * K * L);
+    flat_plan p;
+    const int flat = flat_plan_make(g, 0, sizeof(T), &p);
+    if (flat < 0)
+        return MC_ERR_NOMEM;
+    int rc = MC_OK;
 
-    #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t t = 0; t < units; ++t) {
-        const int64_t o = t / cin_g, i = t % cin_g;
-        kr->weight_grad(g, batch, x + (o / cout_g * cin_g + i) * X, y + o * L, w + t * K);
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        /* two planes and K offsets' partial sums (64 bytes each) */
+        T *scratch = flat ? malloc((size_t)(2 * p.elems) * sizeof(T) + (size_t)K * 64) : NULL;
+        const int ready = !flat || scratch;
+        if (!ready) {
+            #pragma omp atomic write
+            rc = MC_ERR_NOMEM;
+        }
+        #pragma omp for schedule(static)
+        for (int64_t t = 0; t < units; ++t) {
+            const int64_t o = t / cin_g, i = t % cin_g;
+            const T *xi = x + (o / cout_g * cin_g + i) * X;
+            if (!ready)
+                continue;
+            if (flat)
+                kr->weight_grad_flat(g, &p, scratch, batch, xi, y + o * L, w + t * K);
+            else
+                kr->weight_grad(g, batch, xi, y + o * L, w + t * K);
+        }
+        free(scratch);
     }
-    return MC_OK;
+    if (flat)
+        free(p.off);
+    return rc;
 }

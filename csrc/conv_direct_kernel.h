@@ -5,7 +5,8 @@
  * for the x86 paths, with these defined:
  *   KT       element type      KNAME(x)  x##_<path>_<dtype>
  *   KSTRUCT  the table struct type for KT
- * (all #undef-ed at the end). The loops are plain C; the target in force
+ *   VBYTES   vector register bytes (the flat units' chunks are arrays of them)
+ * (all but VBYTES #undef-ed at the end). The loops are plain C; the target in force
  * decides how wide the compiler vectorises them. No function here takes or
  * returns a vector, so the portable drivers may call across targets. */
 
@@ -172,10 +173,163 @@ static void KNAME(weight_grad)(const mc_geometry *g, int64_t batch, const KT *re
     }
 }
 
+/* ---- flat planes at stride 1 (flat_plan, conv_direct.c) ---- */
+
+typedef KT KNAME(vec) __attribute__((vector_size(VBYTES)));
+#define KVL ((int)(VBYTES / sizeof(KT)))     /* lanes per vector */
+#define KCV ((int)(FLAT_CHUNK / VBYTES))     /* vectors per chunk */
+#define KGV ((int)(64 / VBYTES))             /* vectors per KLANES partial sums */
+
+/* y[f] (= if first, else +=) the sum over t < taps of w[t] * x[f + off[t]],
+ * f < n (a whole number of chunks). Loop order: chunks outer, offsets inner,
+ * so a chunk of y stays in registers while each offset adds one broadcast
+ * weight times KCV loads of x. Every y[f] is summed over t in order. */
+static void KNAME(flat_taps)(int64_t n, int64_t taps, const int64_t *off, const KT *w,
+                             const KT *restrict x, KT *restrict y, int first)
+{
+    typedef KNAME(vec) V;
+    for (int64_t f = 0; f < n; f += KCV * KVL) {
+        V acc[KCV];
+        _Pragma("GCC unroll 8")
+        for (int v = 0; v < KCV; ++v) {
+            if (first)
+                acc[v] = (V){0};
+            else
+                memcpy(&acc[v], y + f + v * KVL, sizeof acc[v]);
+        }
+        for (int64_t t = 0; t < taps; ++t) {
+            const KT wv = w[t], *xs = x + f + off[t];
+            _Pragma("GCC unroll 8")
+            for (int v = 0; v < KCV; ++v) {
+                V xv;
+                memcpy(&xv, xs + v * KVL, sizeof xv);
+                acc[v] += wv * xv;
+            }
+        }
+        memcpy(y + f, acc, sizeof acc);
+    }
+}
+
+/* acc[t*KLANES + l] += the sum over f < n with f % KLANES == l of
+ * x[f + off[t]] * y[f], t < taps. Loop order: four offsets at a time, then f:
+ * each load of y feeds four offsets' partial sums, held in registers. */
+static void KNAME(flat_dots)(int64_t n, int64_t taps, const int64_t *off, const KT *restrict x,
+                             const KT *restrict y, KT *restrict acc)
+{
+    typedef KNAME(vec) V;
+    int64_t t = 0;
+    for (; t + 4 <= taps; t += 4) {
+        V a[4][KGV];
+        memcpy(a, acc + t * KLANES, sizeof a);
+        const KT *x0 = x + off[t], *x1 = x + off[t + 1], *x2 = x + off[t + 2], *x3 = x + off[t + 3];
+        for (int64_t f = 0; f < n; f += KLANES)
+            _Pragma("GCC unroll 4")
+            for (int v = 0; v < KGV; ++v) {
+                V yv, xv[4];
+                memcpy(&yv, y + f + v * KVL, sizeof yv);
+                memcpy(&xv[0], x0 + f + v * KVL, sizeof yv);
+                memcpy(&xv[1], x1 + f + v * KVL, sizeof yv);
+                memcpy(&xv[2], x2 + f + v * KVL, sizeof yv);
+                memcpy(&xv[3], x3 + f + v * KVL, sizeof yv);
+                _Pragma("GCC unroll 4")
+                for (int i = 0; i < 4; ++i)
+                    a[i][v] += xv[i] * yv;
+            }
+        memcpy(acc + t * KLANES, a, sizeof a);
+    }
+    for (; t < taps; ++t) {
+        V a[KGV];
+        memcpy(a, acc + t * KLANES, sizeof a);
+        for (int64_t f = 0; f < n; f += KLANES)
+            _Pragma("GCC unroll 4")
+            for (int v = 0; v < KGV; ++v) {
+                V yv, xv;
+                memcpy(&yv, y + f + v * KVL, sizeof yv);
+                memcpy(&xv, x + off[t] + f + v * KVL, sizeof xv);
+                a[v] += xv * yv;
+            }
+        memcpy(acc + t * KLANES, a, sizeof a);
+    }
+}
+
+/* c for one (image, output channel) at stride 1: each input plane of the
+ * group padded in turn into scratch (p->elems), all its offsets added to the
+ * output plane, laid out padded in the other half of scratch, which is then
+ * cropped into y. Every output is summed over (input plane, offset) in
+ * order, as forward() sums it. */
+static void KNAME(forward_flat)(const mc_geometry *g, const flat_plan *p, KT *scratch,
+                                const KT *restrict x, const KT *restrict w, KT *restrict y)
+{
+    const int64_t cin_g = g->channels / g->groups, K = spatial_size(g->kernel);
+    KT *xp = scratch, *yp = scratch + p->elems;
+    if (cin_g == 0) {
+        memset(y, 0, (size_t)spatial_size(g->out) * sizeof(KT));
+        return;
+    }
+    for (int64_t i = 0; i < cin_g; ++i) {
+        to_padded(p, g->in, p->at, x + i * spatial_size(g->in), xp, sizeof(KT));
+        KNAME(flat_taps)(p->n, K, p->off, w + i * K, xp, yp, i == 0);
+    }
+    from_padded(p, g->out, yp, y, sizeof(KT));
+}
+
+/* h for one (image, input channel) at stride 1, as a c: p is the plan of
+ * h's geometry as a forward (y's planes padded by (k - 1)*d - pad, its
+ * offsets flipped), w and y as input_grad() takes them. Every input is
+ * summed over (output channel, offset) in order, as input_grad() sums it. */
+static void KNAME(input_grad_flat)(const mc_geometry *g, const flat_plan *p, KT *scratch,
+                                   const KT *restrict w, const KT *restrict y, KT *restrict x)
+{
+    const int64_t cin_g = g->channels / g->groups, cout_g = g->out_channels / g->groups;
+    const int64_t K = spatial_size(g->kernel), L = spatial_size(g->out);
+    KT *yp = scratch, *xp = scratch + p->elems;
+    if (cout_g == 0) {
+        memset(x, 0, (size_t)spatial_size(g->in) * sizeof(KT));
+        return;
+    }
+    for (int64_t o = 0; o < cout_g; ++o) {
+        to_padded(p, g->out, p->at, y + o * L, yp, sizeof(KT));
+        KNAME(flat_taps)(p->n, K, p->off, w + o * cin_g * K, yp, xp, o == 0);
+    }
+    from_padded(p, g->in, xp, x, sizeof(KT));
+}
+
+/* g for one (output channel, input channel) at stride 1: per image, the
+ * input plane padded and the output plane laid out like it (zeros past each
+ * row, so the positions computed there add nothing), then every offset's
+ * KLANES partial sums over the flat plane (flat_dots). Scratch holds both
+ * planes and K*KLANES sums. Summed image by image in order, at any thread
+ * count. */
+static void KNAME(weight_grad_flat)(const mc_geometry *g, const flat_plan *p, KT *scratch,
+                                    int64_t batch, const KT *restrict x, const KT *restrict y,
+                                    KT *restrict w)
+{
+    const int64_t K = spatial_size(g->kernel), origin[3] = {0, 0, 0};
+    const int64_t x_image = g->channels * spatial_size(g->in);
+    const int64_t y_image = g->out_channels * spatial_size(g->out);
+    KT *xp = scratch, *yp = scratch + p->elems, *acc = scratch + 2 * p->elems;
+    memset(acc, 0, (size_t)(K * KLANES) * sizeof(KT));
+    for (int64_t n = 0; n < batch; ++n) {
+        to_padded(p, g->in, p->at, x + n * x_image, xp, sizeof(KT));
+        to_padded(p, g->out, origin, y + n * y_image, yp, sizeof(KT));
+        KNAME(flat_dots)(p->n, K, p->off, xp, yp, acc);
+    }
+    for (int64_t k = 0; k < K; ++k) {
+        KT sum = 0;
+        for (int l = 0; l < KLANES; ++l)
+            sum += acc[k * KLANES + l];
+        w[k] = sum;
+    }
+}
+
 static const struct KSTRUCT KNAME(conv_direct) = {
     KNAME(forward), KNAME(input_grad), KNAME(weight_grad),
+    KNAME(forward_flat), KNAME(input_grad_flat), KNAME(weight_grad_flat),
 };
 
+#undef KVL
+#undef KCV
+#undef KGV
 #undef KLANES
 /* The parameters are this inclusion's only: the next one defines its own. */
 #undef KT

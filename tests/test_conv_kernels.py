@@ -95,6 +95,10 @@ CASES = {
     "2d-implicit-g-stride2": Case(2, 4, 8, (35, 30), (3, 3), (2, 2), pad=(1, 1)),
     "3d-implicit-g-groups-stride": Case(2, 8, 12, (5, 6, 7), (3, 3, 3), (1, 2, 2), pad=(1, 1, 1),
                                         groups=2),
+    # the direct c, h and g multiply whole padded planes, flat, at stride 1 with 4 or more kernel
+    # offsets (csrc/conv_direct.c); h only where pad <= (k - 1)*dilation, else row by row
+    "2d-flat-pad-past-kernel": Case(2, 2, 3, (5, 6), (3, 3), pad=(3, 1)),
+    "2d-flat-2x2-dilated": Case(2, 3, 2, (9, 7), (2, 2), dilation=(2, 3), pad=(1, 0), pad_after=(0, 2)),
     # im2col and col2im copy output rows 8 or 16 long with the length a constant
     "2d-rows-of-8-stride2": Case(2, 2, 3, (6, 17), (3, 3), (1, 2), pad=(1, 0)),
     "2d-rows-of-16-padded": Case(2, 3, 2, (5, 16), (3, 3), pad=(0, 1)),
