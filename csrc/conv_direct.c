@@ -1,7 +1,8 @@
 /* conv_direct.c — the chapter's c, h and g as direct loops, float and double.
  *
  * The work units (conv_direct_kernel.h: one plane of c or h, one channel
- * pair of g) are compiled three times on x86-64 — AVX-512 (x86-64-v4),
+ * pair of g; row by row, or at stride 1 over flat padded planes, flat_plan)
+ * are compiled three times on x86-64 — AVX-512 (x86-64-v4),
  * AVX2+FMA (x86-64-v3) and the baseline — like gemm.c's micro-kernel, and
  * mc_simd_level() picks the table entry on every call. The entry points and
  * their OpenMP loops (conv_direct_body.h) are compiled once, for the portable
