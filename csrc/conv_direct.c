@@ -67,11 +67,12 @@ static int flat_plan_make(const mc_geometry *g, int flip, size_t elem, flat_plan
 }
 
 /* A plane (sizes n) into dst laid out as p's padded plane, its first
- * element at `at`, zeros everywhere else (p->elems elements of `elem` bytes). */
+ * element at `at`. The rest of dst is left as it is: zeros, as run_units
+ * (conv_direct_body.h) allocates it, never written while a buffer plays the
+ * same part with the same plan. */
 static void to_padded(const flat_plan *p, const int64_t n[3], const int64_t at[3],
                       const void *restrict src, void *restrict dst, size_t elem)
 {
-    memset(dst, 0, (size_t)p->elems * elem);
     for (int64_t d = 0; d < n[0]; ++d)
         for (int64_t h = 0; h < n[1]; ++h)
             memcpy((char *)dst + (((d + at[0]) * p->size[1] + h + at[1]) * p->size[2] + at[2]) * (int64_t)elem,

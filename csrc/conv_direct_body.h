@@ -42,7 +42,7 @@ static int SUFFIX(run_units)(const mc_geometry *g, const mc_geometry *pg, int fl
     int rc = MC_OK;
     #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        T *mine = scratch > 0 ? malloc((size_t)scratch * sizeof(T)) : NULL;
+        T *mine = scratch > 0 ? calloc((size_t)scratch, sizeof(T)) : NULL;  /* zeros: to_padded */
         const int ready = scratch == 0 || mine;
         if (!ready) {
             #pragma omp atomic write
