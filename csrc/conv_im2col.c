@@ -263,8 +263,8 @@ static int input_grad_as_forward(const mc_geometry *g, mc_geometry *t)
  * of the micro-tiles' lanes and the forward's copies fit (or X' is x itself,
  * pointwise). Measured (g alone, one thread, against im2col + GEMM):
  * cifar_3x3 1.41x, resnet_3x3 1.34x, strided 1.47x, LeNet's layers 1.8x and
- * 1.9x, conv3d_small 1.57x; MNIST-1D's conv1d (32 x 5, 28% of the lanes;
- * transposed, 83%) 0.76x, so not. */
+ * 1.9x, conv3d_small 1.57x; conv1d_mnist1d (32 x 5: 28% of the lanes,
+ * transposed 83%) 0.76x, so not. */
 static int weight_grad_implicit_pays(const mc_geometry *g, int nt, size_t elem)
 {
     const int64_t rows = g->channels / g->groups * spatial_size(g->kernel);

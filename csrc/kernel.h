@@ -96,7 +96,7 @@ MC_INTERNAL int mc_col2im_wide_f64(const mc_geometry *g, int64_t batch, const do
  * the calling thread. block_of: where A_b (m x kc) is, rows a_rs apart, unit
  * steps along k, and its kc (at most max_kc). pack: columns [j0, j0 + n) of
  * B_b (kc x n), all kc rows, as slivers `width` wide (laid out as above). */
-#define MC_GEMM_PANELS(T, sfx)                                                       \
+#define MC_GEMM_DRIVERS(T, sfx)                                                       \
     typedef struct gemm_panel_##sfx { int64_t a, n; T *c; int64_t c_rs; } gemm_panel_##sfx; \
     typedef gemm_panel_##sfx (*gemm_panel_fn_##sfx)(const void *ctx, int64_t t);     \
     typedef void (*gemm_pack_fn_##sfx)(const void *ctx, int64_t t, int64_t p0,        \
@@ -114,8 +114,8 @@ MC_INTERNAL int mc_col2im_wide_f64(const mc_geometry *g, int64_t batch, const do
                                          int64_t max_kc, gemm_block_fn_##sfx block_of, \
                                          gemm_block_pack_fn_##sfx pack, const void *ctx, \
                                          T *c, int64_t c_rs);
-MC_GEMM_PANELS(float, f32)
-MC_GEMM_PANELS(double, f64)
-#undef MC_GEMM_PANELS
+MC_GEMM_DRIVERS(float, f32)
+MC_GEMM_DRIVERS(double, f64)
+#undef MC_GEMM_DRIVERS
 
 #endif
