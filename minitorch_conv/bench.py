@@ -3,7 +3,8 @@ each thread count, for each of our algorithms beside a plain numpy baseline and 
 is installed), all interleaved in one run so a noisy neighbour hits every implementation alike.
 
 (numpy's rounds follow the others: its BLAS threads spin after each call and would slow
-whatever ran next.) The table gives median milliseconds, GFLOP/s (2 x multiply-adds of the forward; forward + backward
+whatever ran next.) The table gives median milliseconds, the peak memory of one call (MB of
+resident memory it adds, measured after the timing: peak_memory_mb), GFLOP/s (2 x multiply-adds of the forward; forward + backward
 counts three times that), the percentage of a peak this suite measures itself (a C loop of
 independent FMAs on the SIMD path in force, run in the same shuffled rounds as the implementations, so
 that a noisy neighbour slows it alike: median against median), and speed relative to torch and to numpy (their time /
@@ -11,6 +12,7 @@ ours: above 1 means we are faster). Results go to a JSON file and, with matplotl
 
     minitorch-conv bench [--quick] [--threads 1 2] [--only NAME ...] [--json PATH] [--plot PATH]
 """
+import ctypes
 import json
 import math
 import os
@@ -146,6 +148,37 @@ def pool_case(spec, rng, algorithms):
     return None, impls
 
 
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+def peak_memory_mb(fn, calls=2):
+    """The resident memory one call of fn adds at its peak, in MB (2**20 bytes): free heap pages
+    handed back first (malloc_trim), the kernel's high-water mark reset to the current resident
+    size (writing 5 to /proc/self/clear_refs), fn run, the new high-water mark less the old
+    resident size; the least of `calls` calls, so that one-time allocations (a first call's
+    caches, thread stacks) do not count. Everything a call touches counts (outputs, workspaces,
+    C scratch, torch's buffers); memory it allocates and never touches does not. Linux with glibc
+    only, else None."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+        peaks = []
+        for _ in range(calls):
+            trim(0)
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            before = _status_kb("VmRSS")
+            fn()
+            peaks.append((_status_kb("VmHWM") - before) / 1024)
+        return min(peaks)
+    except (OSError, AttributeError):
+        return None
+
+
 def measure(fns, repeats):
     """Median seconds of each callable, run once per round after one warm-up call each. The order is
     shuffled every round (with a fixed seed): torch's threads spin a while after each call and slow
@@ -218,11 +251,12 @@ def run_suite(threads=(1, 2), repeats=9, quick=False, only=None, out=print):
                 del seconds["peak"]
                 peak = statistics.median(peak_runs)
                 seconds.update(measure({"numpy": impls["numpy"][mode]}, repeats))
+                memory = {impl: peak_memory_mb(fns[mode]) for impl, fns in impls.items()}
                 work = None if flops is None else flops * (3 if mode == "forward+backward" else 1)
                 for impl, s in seconds.items():
                     gflops = None if work is None else work / s / 1e9
                     rows.append(dict(workload=name, mode=mode, threads=n, impl=impl, ms=s * 1e3,
-                                     gflops=gflops, peak_gflops=peak,
+                                     peak_mb=memory[impl], gflops=gflops, peak_gflops=peak,
                                      peak_pct=None if gflops is None else 100 * gflops / peak,
                                      vs_torch=seconds["torch"] / s if "torch" in seconds else None,
                                      vs_numpy=seconds["numpy"] / s))
@@ -238,13 +272,13 @@ def geomean(values):
 def format_table(rows):
     def cell(value, width, fmt):
         return f"{'-':>{width}}" if value is None else f"{value:>{width}{fmt}}"
-    header = (f"{'workload':<15}{'mode':<17}{'thr':>3}  {'impl':<12}{'ms':>9}{'GFLOP/s':>9}{'% peak':>7}"
+    header = (f"{'workload':<15}{'mode':<17}{'thr':>3}  {'impl':<12}{'ms':>9}{'MB':>7}{'GFLOP/s':>9}{'% peak':>7}"
               f"{'vs torch':>9}{'vs numpy':>9}")
     lines = [header, "-" * len(header)]
     for r in rows:
         ours = r["impl"].startswith("ours")
         lines.append(f"{r['workload']:<15}{r['mode']:<17}{r['threads']:>3}  {r['impl']:<12}{r['ms']:9.2f}"
-                     f"{cell(r['gflops'], 9, '.1f')}{cell(r['peak_pct'], 7, '.0f')}"
+                     f"{cell(r.get('peak_mb'), 7, '.1f')}{cell(r['gflops'], 9, '.1f')}{cell(r['peak_pct'], 7, '.0f')}"
                      f"{cell(r['vs_torch'] if ours else None, 9, '.2f')}{cell(r['vs_numpy'] if ours else None, 9, '.2f')}")
     summary = []
     for mode in MODES:

@@ -240,6 +240,20 @@ def test_bench_quick_runs_one_workload_and_writes_json(tmp_path, capsys):
     ours = [r for r in rows if r["impl"] == "ours:auto"]
     assert {r["mode"] for r in ours} == {"forward", "forward+backward"}
     assert all(r["ms"] > 0 and r["vs_numpy"] > 0 for r in ours)
+    if sys.platform == "linux":  # peak memory beside time: the edge detector's output at least
+        edge = next(r for r in ours if r["workload"] == "edge_320x280" and r["mode"] == "forward")
+        assert edge["peak_mb"] >= 280 * 319 * 4 / 2**20 * 0.9
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self and glibc's malloc_trim")
+def test_peak_memory_counts_what_a_call_touches():
+    """8 MB written is 8 MB; 8 MB allocated and never touched is (almost) nothing; nothing is
+    nothing. Measured after the same array was freed, so the heap already had room for it."""
+    from minitorch_conv.bench import peak_memory_mb
+    written = peak_memory_mb(lambda: np.ones(2**20))
+    assert 7.9 <= written <= 9
+    assert peak_memory_mb(lambda: np.empty(2**20)) < 0.5
+    assert peak_memory_mb(lambda: None) < 0.5
 
 
 def test_bench_rejects_an_unknown_workload(capsys):
