@@ -108,14 +108,10 @@ int SUFFIX(mc_conv_input_grad_direct)(const mc_geometry *g, int64_t batch,
         return MC_ERR_ARG;
     const int64_t units = batch * g->channels;
     const int64_t macs = units * (g->out_channels / g->groups) * spatial_size(g->kernel) * spatial_size(g->out);
-    /* at stride 1 with pad <= (k - 1)*dilation, h is a c of y with the
-     * kernel flipped, y padded by (k - 1)*dilation - pad: flat planes */
-    mc_geometry t = *g;
-    for (int a = 0; a < 3; ++a) {
-        t.in[a] = g->out[a];
-        t.out[a] = g->in[a];
-        t.pad[a] = (g->kernel[a] - 1) * g->dilation[a] - g->pad[a];
-    }
+    /* where h is a c (input_grad_geometry), over flat planes of y padded
+     * by (k - 1)*dilation - pad, the kernel flipped */
+    mc_geometry t;
+    input_grad_geometry(g, &t);  /* where it does not exist, flat_plan_make finds no plan */
     return SUFFIX(run_units)(g, &t, 1, w, y, x, batch, units, macs, 0, SUFFIX(input_grad_unit));
 }
 

@@ -228,12 +228,9 @@ static int64_t copy_elements(const mc_geometry *g, int nt, size_t elem)
     return !pointwise(g) && (double)nt * (double)size * (double)elem <= PADDED_BYTES ? size : 0;
 }
 
-/* h at stride 1 is itself a convolution, the book's h written as a c: dX is
- * dY correlated with W flipped in space and transposed within each group
- * (C_in and C_out trade places), padded (k - 1)*d - pad before, so it can
- * run as the forward does, with no column matrix and no col2im. The
- * geometry of that forward, when it exists and pays: stride 1 and
- * pad <= (k - 1)*d on every axis; not a pointwise kernel (whose h is one
+/* h as a c (input_grad_geometry, kernel.h) runs as the forward does, with
+ * no column matrix and no col2im. Its geometry, when it exists and pays:
+ * stride 1 and pad <= (k - 1)*d on every axis; not a pointwise kernel (whose h is one
  * GEMM into x); at least 8 input channels a group, as the forward's GEMM
  * rows (6 a micro-tile); and an input at most a quarter larger than the
  * output, as that forward multiplies over the input, padding the GEMM
@@ -242,20 +239,9 @@ static int64_t copy_elements(const mc_geometry *g, int nt, size_t elem)
  * channels, the input 1.4x and 2.25x the output) half as fast, so not. */
 static int input_grad_as_forward(const mc_geometry *g, mc_geometry *t)
 {
-    if (pointwise(g) || g->channels / g->groups < 8
-        || (double)spatial_size(g->in) > 1.25 * (double)spatial_size(g->out))
-        return 0;
-    *t = *g;
-    t->channels = g->out_channels;
-    t->out_channels = g->channels;
-    for (int a = 0; a < 3; ++a) {
-        t->in[a] = g->out[a];
-        t->out[a] = g->in[a];
-        t->pad[a] = (g->kernel[a] - 1) * g->dilation[a] - g->pad[a];
-        if (g->stride[a] != 1 || t->pad[a] < 0)
-            return 0;
-    }
-    return 1;
+    return !pointwise(g) && g->channels / g->groups >= 8
+        && (double)spatial_size(g->in) <= 1.25 * (double)spatial_size(g->out)
+        && input_grad_geometry(g, t);
 }
 
 /* g without a column matrix (weight_grad_implicit) computes W_gr as

@@ -18,7 +18,7 @@
 
 #define TT T
 #define TNAME SUFFIX
-#include "transpose.h" /* KQ, SUFFIX(v16), SUFFIX(transpose16) */
+#include "transpose.h" /* KQ, SUFFIX(lines_across) */
 
 /* Y' (rows ld apart) from y, row by row: each (image, channel) row is one
  * copy of L elements, whatever the thread count. */
@@ -624,14 +624,11 @@ SUFFIX(pack_transposed)(const SUFFIX(forward_job) *job, const T *x, int64_t l0, 
                 for (int q = 0; q < KQ; ++q)
                     line[q] = base + rows[j + q];
                 for (int64_t p = 0; p < ends; p += KQ) {
-                    SUFFIX(v16) r[KQ];
+                    const T *at[KQ];
                     _Pragma("GCC unroll 4")
                     for (int q = 0; q < KQ; ++q)
-                        memcpy(&r[q], line[q] + p, sizeof r[q]);
-                    SUFFIX(transpose16)(r);
-                    _Pragma("GCC unroll 4")
-                    for (int q = 0; q < KQ; ++q)
-                        memcpy(out + (p + q) * width + j, &r[q], sizeof r[q]);
+                        at[q] = line[q] + p;
+                    SUFFIX(lines_across)(at, out + p * width + j, width);
                 }
                 for (int64_t p = ends; p < run; ++p)
                     for (int q = 0; q < KQ; ++q)

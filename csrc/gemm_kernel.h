@@ -16,7 +16,7 @@ typedef KT KNAME(vec) __attribute__((vector_size(VBYTES)));
 
 #define TT KT
 #define TNAME KNAME
-#include "transpose.h" /* KQ, KNAME(v16), KNAME(transpose16) */
+#include "transpose.h" /* KQ, KNAME(lines_across) */
 
 /* dst[p*width + j] = src[j*stride + p] for j < used, 0 for used <= j < width:
  * `used` lines of src, each contiguous in p, stored across. A row-major A
@@ -32,14 +32,11 @@ KNAME(pack_across)(int64_t used, int width, int64_t kc, const KT *src, int64_t s
     for (; p + KQ <= kc; p += KQ) {
         _Pragma("GCC unroll 8")
         for (int64_t j = 0; j < whole; j += KQ) {
-            KNAME(v16) r[KQ];
+            const KT *line[KQ];
             _Pragma("GCC unroll 4")
             for (int i = 0; i < KQ; ++i)
-                memcpy(&r[i], src + (j + i) * stride + p, sizeof r[i]);
-            KNAME(transpose16)(r);
-            _Pragma("GCC unroll 4")
-            for (int q = 0; q < KQ; ++q)
-                memcpy(dst + (p + q) * width + j, &r[q], sizeof r[q]);
+                line[i] = src + (j + i) * stride + p;
+            KNAME(lines_across)(line, dst + p * width + j, width);
         }
         for (int64_t j = whole; j < width; ++j)
             for (int q = 0; q < KQ; ++q)

@@ -53,6 +53,25 @@ static inline int threads_for(int64_t tasks, int64_t elements)
 
 static inline int64_t spatial_size(const int64_t size[3]) { return size[0] * size[1] * size[2]; }
 
+/* h written as a c (the book's h is a convolution too): dX is dY correlated
+ * with W flipped in space and transposed within each group (C_in and C_out
+ * trade places), dY padded (k - 1)*d - pad before. t gets that geometry;
+ * returns whether it exists: every stride 1 and pad <= (k - 1)*d. */
+static inline int input_grad_geometry(const mc_geometry *g, mc_geometry *t)
+{
+    int exists = 1;
+    *t = *g;
+    t->channels = g->out_channels;
+    t->out_channels = g->channels;
+    for (int a = 0; a < 3; ++a) {
+        t->in[a] = g->out[a];
+        t->out[a] = g->in[a];
+        t->pad[a] = (g->kernel[a] - 1) * g->dilation[a] - g->pad[a];
+        exists = exists && g->stride[a] == 1 && t->pad[a] >= 0;
+    }
+    return exists;
+}
+
 /* A convolution also needs out_channels >= 0 and groups >= 1 dividing both
  * channel counts: the kernels index channels by group, and a group that does
  * not divide would read past the ends of x and w. */

@@ -4,6 +4,9 @@
  * conv_im2col_body.h once per dtype. Defines KQ, the elements per 16 bytes;
  * the includer #undefs KQ, TT and TNAME when done. */
 
+#include <stdint.h>
+#include <string.h>
+
 typedef TT TNAME(v16) __attribute__((vector_size(16)));
 typedef __typeof__((TNAME(v16)){0} < (TNAME(v16)){0}) TNAME(m16); /* same-width ints */
 #define KQ ((int)(16 / sizeof(TT)))
@@ -33,4 +36,20 @@ static inline __attribute__((always_inline)) void TNAME(transpose16)(TNAME(v16) 
         for (int i = 0; i < KQ; ++i)
             r[i] = t[i];
     }
+}
+
+/* dst[q*width + i] = line[i][q], i, q < KQ: KQ elements of KQ lines (each
+ * contiguous), stored across KQ rows `width` apart — KQ loads, a transpose
+ * in registers, KQ stores. The step of every packer that stores lines across. */
+static inline __attribute__((always_inline)) void
+TNAME(lines_across)(const TT *const line[], TT *restrict dst, int64_t width)
+{
+    TNAME(v16) r[KQ];
+    _Pragma("GCC unroll 4")
+    for (int i = 0; i < KQ; ++i)
+        memcpy(&r[i], line[i], sizeof r[i]);
+    TNAME(transpose16)(r);
+    _Pragma("GCC unroll 4")
+    for (int q = 0; q < KQ; ++q)
+        memcpy(dst + q * width, &r[q], sizeof r[q]);
 }
