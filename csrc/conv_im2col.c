@@ -244,6 +244,24 @@ static int input_grad_as_forward(const mc_geometry *g, mc_geometry *t)
         && input_grad_geometry(g, t);
 }
 
+/* h without a column matrix or col2im (input_grad_implicit) whenever the
+ * forward's copies fit and nothing is empty. Measured (h alone, against
+ * GEMM + col2im, medians of alternating calls): strided 1.22x at one
+ * thread, 1.27x at two; lenet_c1 1.3-1.6x, lenet_c2 1.05x (0.7x before the
+ * scatter took channels inner), conv1d_mnist1d 1.47x, MNIST-1D's second
+ * layer 1.27x and third 1.0x, depthwise 1.2x; MNIST-1D's first layer (one
+ * channel, 5 rows) 0.9x, but no one asks for the gradient of the data. */
+static int input_grad_implicit_pays(const mc_geometry *g, int64_t batch, int nt, size_t elem)
+{
+    const int64_t rows = g->channels / g->groups * spatial_size(g->kernel);
+    return batch * rows * spatial_size(g->out) * spatial_size(g->in) * g->out_channels > 0
+        && copy_elements(g, nt, elem) > 0;
+}
+
+/* h's column panels: a panel of X' (rows x panel) is added into the copy
+ * while it is still in L2. */
+#define H_PANEL_COLUMNS 64
+
 /* g without a column matrix (weight_grad_implicit) computes W_gr as
  * cout_g x rows, never transposed, and is taken when that uses at least half
  * of the micro-tiles' lanes and the forward's copies fit (or X' is x itself,

@@ -529,8 +529,8 @@ int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
     job.panels = panels;
     job.panel_width = panel_width;
     job.y = y;
-    const int rc = SUFFIX(mc_gemm_panels)(cout_g, rows, G, w, batch * G * panels, panel_width,
-                                          SUFFIX(forward_panel), SUFFIX(forward_pack), &job, nt);
+    const int rc = SUFFIX(mc_gemm_panels)(cout_g, rows, G, w, batch * G * panels, 1, panel_width,
+                                          SUFFIX(forward_panel), SUFFIX(forward_pack), NULL, &job, nt);
     SUFFIX(forward_job_free)(&job);
     return rc;
 }
@@ -800,6 +800,146 @@ static int SUFFIX(input_grad_by_forward)(const mc_geometry *g, const mc_geometry
     return rc;
 }
 
+/* h without a column matrix or col2im, where the forward's copies fit: X'_gr =
+ * W_gr^T @ Y'_gr made panel by panel (mc_gemm_panels with a take), each panel
+ * added straight into a copy of the image's group of x laid out as the
+ * forward's (padding written out, rows split into stride phases): the forward
+ * reads that copy, h writes it — scatter_copied is pack_copied run backwards,
+ * unpad_channels pad_channels. A window's step along an output row is a unit
+ * step in the copy at any stride, so each row of a panel goes in as a few
+ * runs of contiguous additions, and what lands in the padding is dropped with
+ * it. One thread per (image, group), its panels in order: the same bits at
+ * any thread count. */
+static void SUFFIX(scatter_copied)(const SUFFIX(forward_job) *job, const T *restrict c, int64_t c_rs,
+                                   int64_t l0, int64_t n, T *restrict x)
+{
+    const mc_geometry *g = job->g;
+    const int64_t H = job->in[1], W = job->in[2], oH = job->out[1], oW = job->out[2];
+    const int64_t K = spatial_size(g->kernel), cin_g = g->channels / g->groups;
+    for (int64_t l = l0, run; l < l0 + n; l += run) {
+        const int64_t ow = l % oW, oh = l / oW % oH, od = l / oW / oH;
+        run = oW - ow < l0 + n - l ? oW - ow : l0 + n - l;
+        T *to = x + (od * g->stride[0] * H + oh * g->stride[1]) * W + ow;
+        const T *from = c + (l - l0);
+        /* row r = ch * K + k; channels inner: the next tap's run overlaps this
+         * one's one element on, and loading it right after the store would
+         * stall store forwarding; another channel's run lies elsewhere. */
+        for (int64_t k = 0; k < K; ++k)
+            for (int64_t ch = 0; ch < cin_g; ++ch) {
+                const int64_t r = ch * K + k;
+                for (int64_t i = 0; i < run; ++i)
+                    to[job->rows[r] + i] += from[r * c_rs + i];
+            }
+    }
+}
+
+/* One group's channels of one image, x, from the copy scatter_copied added
+ * into (pad_channels backwards: each element read from its phase, the
+ * padding left behind). */
+static void SUFFIX(unpad_channels)(const SUFFIX(forward_job) *job, const T *restrict src, T *restrict x)
+{
+    const mc_geometry *g = job->g;
+    const int64_t D = g->in[0], H = g->in[1], W = g->in[2], cin_g = g->channels / g->groups;
+    const int64_t pD = job->copy_in[0], pH = job->copy_in[1], pW = job->copy_in[2], s = g->stride[2];
+    const int64_t Q = pW / s, p = g->pad[2];
+    for (int64_t c = 0; c < cin_g; ++c)
+        for (int64_t d = 0; d < D; ++d)
+            for (int64_t h = 0; h < H; ++h) {
+                const T *row = src + ((c * pD + d + g->pad[0]) * pH + h + g->pad[1]) * pW;
+                T *dst = x + ((c * D + d) * H + h) * W;
+                if (s == 1)
+                    memcpy(dst, row + p, (size_t)W * sizeof(T));
+                else if (s == 2) {  /* the phases interleaved again: pairs from even and odd */
+                    const T *even = row, *odd = row + Q;
+                    const int64_t first = p % 2, q0 = (p + first) / 2, pairs = (W - first) / 2;
+                    if (first)
+                        dst[0] = odd[p / 2];
+                    for (int64_t j = 0; j < pairs; ++j) {
+                        dst[first + 2 * j] = even[q0 + j];
+                        dst[first + 2 * j + 1] = odd[q0 + j];
+                    }
+                    if ((W - first) % 2)
+                        dst[W - 1] = even[q0 + pairs];
+                } else
+                    for (int64_t w = 0; w < W; ++w)
+                        dst[w] = row[(w + p) % s * Q + (w + p) / s];
+            }
+}
+
+static SUFFIX(gemm_panel) SUFFIX(h_panel)(const void *ctx, int64_t t)
+{
+    const SUFFIX(forward_job) *job = ctx;
+    const forward_task at = SUFFIX(forward_task_of)(job, t);
+    const int64_t L = spatial_size(job->g->out);
+    SUFFIX(gemm_panel) p = {at.group, L - at.l0 < job->panel_width ? L - at.l0 : job->panel_width, NULL, 0};
+    return p;
+}
+
+/* Rows [p0, p0 + kc) of Y'_gr, columns [0, n) of task t's panel: y's
+ * channels are its rows (gemm_pack_fn). */
+static MC_INLINE_LOOPS void SUFFIX(h_pack)(const void *ctx, int64_t t, int64_t p0, int64_t kc,
+                                           int64_t n, int64_t width, T *restrict dst)
+{
+    const SUFFIX(forward_job) *job = ctx;
+    const forward_task at = SUFFIX(forward_task_of)(job, t);
+    const int64_t G = job->g->groups, L = spatial_size(job->g->out);
+    const T *y = job->y + (at.image * G + at.group) * (job->g->out_channels / G) * L;
+    switch (width) { /* every kernel's sliver width (gemm.c): a constant in each copy */
+    case 4: SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, 4, dst); break;
+    case 8: SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, 8, dst); break;
+    case 16: SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, 16, dst); break;
+    case 32: SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, 32, dst); break;
+    default: SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, width, dst);
+    }
+}
+
+/* Task t's panel of X', c, into this thread's copy: zeroed before an image's
+ * first panel, written out to x after its last (gemm_take_fn). */
+static void SUFFIX(h_take)(const void *ctx, int64_t t, const T *c, int64_t c_rs)
+{
+    const SUFFIX(forward_job) *job = ctx;
+    const mc_geometry *g = job->g;
+    const forward_task at = SUFFIX(forward_task_of)(job, t);
+    const int64_t L = spatial_size(g->out), n = L - at.l0 < job->panel_width ? L - at.l0 : job->panel_width;
+    T *mine = job->padded + omp_get_thread_num() * job->copy_size;
+    if (at.l0 == 0)
+        memset(mine, 0, (size_t)job->copy_size * sizeof(T));
+    SUFFIX(scatter_copied)(job, c, c_rs, at.l0, n, mine);
+    if (at.l0 + n == L) {
+        const int64_t cin_g = g->channels / g->groups;
+        /* the job's x is h's output: only h_take writes it */
+        T *x = (T *)job->x + (at.image * g->groups + at.group) * cin_g * spatial_size(g->in);
+        SUFFIX(unpad_channels)(job, mine, x);
+    }
+}
+
+static int SUFFIX(input_grad_implicit)(const mc_geometry *g, int64_t batch, int nt,
+                                       const T *restrict w, const T *restrict y, T *restrict x)
+{
+    const int64_t G = g->groups, cout_g = g->out_channels / G, L = spatial_size(g->out);
+    const int64_t rows = g->channels / G * spatial_size(g->kernel);
+    const int64_t panels = (L + H_PANEL_COLUMNS - 1) / H_PANEL_COLUMNS;
+    const int64_t panel_width = ((L + panels - 1) / panels + 15) / 16 * 16;
+    T *wt = malloc((size_t)(G * rows * cout_g) * sizeof(T));  /* W_gr^T, row-major */
+    SUFFIX(forward_job) job;
+    if (!wt || SUFFIX(forward_job_init)(&job, g, nt, x) != MC_OK) {
+        free(wt);
+        return MC_ERR_NOMEM;
+    }
+    for (int64_t gr = 0; gr < G; ++gr)
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t o = 0; o < cout_g; ++o)
+                wt[(gr * rows + r) * cout_g + o] = w[(gr * cout_g + o) * rows + r];
+    job.panels = panels;
+    job.panel_width = panel_width;
+    job.y = (T *)y;  /* read only: h_pack's */
+    const int rc = SUFFIX(mc_gemm_panels)(rows, cout_g, G, wt, batch * G * panels, panels, panel_width,
+                                          SUFFIX(h_panel), SUFFIX(h_pack), SUFFIX(h_take), &job, nt);
+    SUFFIX(forward_job_free)(&job);
+    free(wt);
+    return rc;
+}
+
 int SUFFIX(mc_conv_input_grad_im2col)(const mc_geometry *g, int64_t batch,
                                       const T *restrict w, const T *restrict y,
                                       int64_t chunk, T *restrict work, T *restrict x)
@@ -809,6 +949,10 @@ int SUFFIX(mc_conv_input_grad_im2col)(const mc_geometry *g, int64_t batch,
     mc_geometry t;
     if (input_grad_as_forward(g, &t))
         return SUFFIX(input_grad_by_forward)(g, &t, batch, w, y, x);
+    const int nt = threads_for(batch * g->groups, batch * g->out_channels * spatial_size(g->out)
+                               * (g->channels / g->groups) * spatial_size(g->kernel));
+    if (input_grad_implicit_pays(g, batch, nt, sizeof(T)))
+        return SUFFIX(input_grad_implicit)(g, batch, nt, w, y, x);
     for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
         const int64_t nb = batch - n0 < chunk ? batch - n0 : chunk;
         const SUFFIX(chunk) c = {layout(g, nb), n0, work};

@@ -108,25 +108,32 @@ int SUFFIX(mc_gemm)(int64_t m, int64_t n, int64_t k,
  * its first k-block to its last, so there are no barriers, and every element
  * of C is summed in the same order at any thread count. The k-blocks are cut
  * evenly (576 = 3 x 192, not 256 + 256 + 64): a thin last block pays C's
- * loads and stores for a few FMAs. */
+ * loads and stores for a few FMAs. With a take (the implicit col2im of h),
+ * each panel's C is made in the thread's scratch and handed over whole; a
+ * run of panels (one image's) stays on one thread, in order, so that take
+ * may add it into one place in the same order at any thread count. */
 int SUFFIX(mc_gemm_panels)(int64_t m, int64_t k, int64_t count_a, const T *a,
-                           int64_t panels, int64_t max_n, SUFFIX(gemm_panel_fn) panel_of,
-                           SUFFIX(gemm_pack_fn) pack, const void *ctx, int nt)
+                           int64_t panels, int64_t run, int64_t max_n, SUFFIX(gemm_panel_fn) panel_of,
+                           SUFFIX(gemm_pack_fn) pack, SUFFIX(gemm_take_fn) take, const void *ctx, int nt)
 {
-    if (m <= 0 || k <= 0 || count_a <= 0 || panels <= 0 || max_n <= 0 || nt < 1)
+    if (m <= 0 || k <= 0 || count_a <= 0 || panels <= 0 || run <= 0 || panels % run != 0
+        || max_n <= 0 || nt < 1)
         return MC_ERR_ARG;
     const struct SUFFIX(gemm_kernel) *kr = SUFFIX(kernels)[mc_simd_level()];
     const int64_t MR = kr->mr, NR = kr->nr;
     const int64_t kblocks = ceil_div(k, kr->kc), kcb = ceil_div(k, kblocks);
     const int64_t m_pad = ceil_div(m, MR) * MR, width = ceil_div(max_n, NR) * NR;
     const int64_t a_slivers = count_a * kblocks * (m_pad / MR);
-    if (nt > panels)
-        nt = (int)panels;
+    const int64_t runs = panels / run;
+    if (nt > runs)
+        nt = (int)runs;
     T *ap = scratch(count_a * m_pad * k * (int64_t)sizeof(T));
     T *bp = scratch(nt * kcb * width * (int64_t)sizeof(T));
-    if (!ap || !bp) {
+    T *cp = take ? scratch(nt * m_pad * width * (int64_t)sizeof(T)) : NULL;
+    if (!ap || !bp || (take && !cp)) {
         free(ap);
         free(bp);
+        free(cp);
         return MC_ERR_NOMEM;
     }
 
@@ -143,18 +150,25 @@ int SUFFIX(mc_gemm_panels)(int64_t m, int64_t k, int64_t count_a, const T *a,
                        ap + ai * m_pad * k + p0 * m_pad + i * kc);
         }
         T *mine = bp + (int64_t)omp_get_thread_num() * kcb * width;
+        T *my_c = take ? cp + (int64_t)omp_get_thread_num() * m_pad * width : NULL;
         #pragma omp for schedule(static)
-        for (int64_t t = 0; t < panels; ++t) {
-            const SUFFIX(gemm_panel) p = panel_of(ctx, t);
-            for (int64_t b = 0; b < kblocks; ++b) {
-                const int64_t p0 = b * kcb, kc = k - p0 < kcb ? k - p0 : kcb;
-                pack(ctx, t, p0, kc, p.n, NR, mine);
-                kr->macro(m, p.n, kc, ap + p.a * m_pad * k + p0 * m_pad, mine, p.c, p.c_rs, b == 0);
+        for (int64_t r = 0; r < runs; ++r)
+            for (int64_t t = r * run; t < (r + 1) * run; ++t) {
+                const SUFFIX(gemm_panel) p = panel_of(ctx, t);
+                T *c = take ? my_c : p.c;
+                const int64_t c_rs = take ? width : p.c_rs;
+                for (int64_t b = 0; b < kblocks; ++b) {
+                    const int64_t p0 = b * kcb, kc = k - p0 < kcb ? k - p0 : kcb;
+                    pack(ctx, t, p0, kc, p.n, NR, mine);
+                    kr->macro(m, p.n, kc, ap + p.a * m_pad * k + p0 * m_pad, mine, c, c_rs, b == 0);
+                }
+                if (take)
+                    take(ctx, t, c, c_rs);
             }
-        }
     }
     free(ap);
     free(bp);
+    free(cp);
     return MC_OK;
 }
 

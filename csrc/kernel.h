@@ -110,7 +110,9 @@ MC_INTERNAL int mc_col2im_wide_f64(const mc_geometry *g, int64_t batch, const do
  * where its C starts and C's row stride. A pack: rows [p0, p0 + kc) of
  * panel t's B, columns [0, n), as slivers `width` wide, sliver j at
  * dst + j*width*kc, each stored row by row `width` apart, columns past n
- * zero.
+ * zero. With a take, C is never stored: each panel's C (m x n, rows c_rs
+ * apart) is handed to take once complete, and panels come in runs of `run`
+ * that one thread does in order (a panel's c is then unused).
  * mc_gemm_blocks (gemm_driver.h): C = the sum over blocks b of A_b @ B_b, on
  * the calling thread. block_of: where A_b (m x kc) is, rows a_rs apart, unit
  * steps along k, and its kc (at most max_kc). pack: columns [j0, j0 + n) of
@@ -121,10 +123,13 @@ MC_INTERNAL int mc_col2im_wide_f64(const mc_geometry *g, int64_t batch, const do
     typedef void (*gemm_pack_fn_##sfx)(const void *ctx, int64_t t, int64_t p0,        \
                                        int64_t kc, int64_t n, int64_t width,          \
                                        T *restrict dst);                              \
+    typedef void (*gemm_take_fn_##sfx)(const void *ctx, int64_t t, const T *c,         \
+                                       int64_t c_rs);                                 \
     MC_INTERNAL int mc_gemm_panels_##sfx(int64_t m, int64_t k, int64_t count_a,       \
-                                         const T *a, int64_t panels, int64_t max_n,   \
-                                         gemm_panel_fn_##sfx panel_of,                \
-                                         gemm_pack_fn_##sfx pack, const void *ctx, int nt); \
+                                         const T *a, int64_t panels, int64_t run,     \
+                                         int64_t max_n, gemm_panel_fn_##sfx panel_of, \
+                                         gemm_pack_fn_##sfx pack, gemm_take_fn_##sfx take, \
+                                         const void *ctx, int nt);                    \
     typedef struct gemm_block_##sfx { const T *a; int64_t a_rs, kc; } gemm_block_##sfx; \
     typedef gemm_block_##sfx (*gemm_block_fn_##sfx)(const void *ctx, int64_t b);     \
     typedef void (*gemm_block_pack_fn_##sfx)(const void *ctx, int64_t b, int64_t j0,  \

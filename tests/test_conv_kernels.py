@@ -254,8 +254,9 @@ def test_matches_reference(simd, name, role, algorithm, dtype):
 CHUNK_CASES = {
     # small images: each group's GEMM covers the whole chunk, its images side by side
     "one-gemm-per-chunk": Case(5, 3, 4, (6, 7), (3, 2), (1, 2), (1, 0), (0, 1), (1, 2)),
-    # an image whose GEMM is large on its own (2.7M multiply-adds): c and h go image by image
-    # over the side-by-side columns, g still takes the chunk at once
+    # an image whose GEMM is large on its own (2.7M multiply-adds): c goes image by image over
+    # the side-by-side columns, g still takes the chunk at once (h, here as everywhere its
+    # copies fit, adds panels of X' into copies of x instead: no chunks)
     "one-gemm-per-image": Case(5, 16, 32, (24, 24), (3, 3), pad=(1, 1)),
 }
 
@@ -433,9 +434,10 @@ def test_bit_identical_across_thread_counts(restore_threads, name, role, algorit
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("role", ROLES)
 def test_small_images_shared_out_in_runs(restore_threads, role, dtype):
-    """A chunk of many small images: c and h go side by side in runs of whole images, one run a
-    thread; g cuts its long sum into slabs. Same bits at 1, 2 and 3 threads, and c and h the same
-    bits as image by image (chunk 1), since a GEMM's columns do not depend on each other."""
+    """A chunk of many small images: c goes side by side in runs of whole images, one run a
+    thread; g cuts its long sum into slabs; h takes one (image, group) a thread. Same bits at 1,
+    2 and 3 threads, and c and h the same bits as image by image (chunk 1), since a GEMM's
+    columns do not depend on each other."""
     case = Case(48, 4, 8, (12, 12), (3, 3), pad=(1, 1))
     geom = case.geometry()
     a, b = operands(role, geom, case.batch, dtype)
@@ -564,6 +566,21 @@ def test_weight_grad_past_the_padded_copy_budget(restore_threads, threads):
         im2col = conv("weight_grad", "im2col", geom, 1, x, y)
         direct = conv("weight_grad", "direct", geom, 1, x, y)
         np.testing.assert_allclose(im2col, direct, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_input_grad_past_the_padded_copy_budget(restore_threads, threads):
+    """The im2col h (at stride 2 never a c) adds each panel of X' into copies of x laid out as the
+    forward's while they fit 16 MB, and goes through a column matrix (GEMM + col2im) beyond: both
+    ways against the direct loops, on odd sizes so that the phases differ in length."""
+    K.set_num_threads(threads)
+    assert 4 * 64 * 257 * 264 > 16 << 20  # one padded float32 copy of the first size is past it
+    for size in ((255, 259), (15, 259)):  # past the budget, and within it
+        geom = Case(1, 64, 8, size, (3, 3), (2, 2), pad=(1, 2)).geometry()
+        w, y = operands("input_grad", geom, 1, np.float32, seed=7)
+        im2col = conv("input_grad", "im2col", geom, 1, w, y)
+        direct = conv("input_grad", "direct", geom, 1, w, y)
+        np.testing.assert_allclose(im2col, direct, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("stride, shared_rows", [(1, slice(1, 15)), (2, slice(1, 7))])
