@@ -124,14 +124,13 @@ static int64_t padded_stride(int64_t n)
  *   part  slabs x O x rows   a weight gradient's partial sums, if cut into slabs
  * A chunk of one image keeps ld = L: its workspace is the plain im2col's.
  * Each group then needs one GEMM over the whole chunk, nb*L columns wide. h
- * goes image by image instead (GEMMs L wide, on y in place, no Y' copy)
- * when one image's GEMM is already large enough to pay for its call, and a
- * pointwise kernel, whose X' cannot sit side by side, goes image by image in
- * both roles. */
+ * (where it uses the workspace at all: copies too large, or pointwise) goes
+ * image by image instead, GEMMs L wide on y in place, and a pointwise
+ * kernel, whose X' cannot sit side by side, goes image by image in both
+ * roles. */
 typedef struct chunk_layout {
     int pw;            /* pointwise: X' of image n is x[n] */
     int y_in_place;    /* n == L (pointwise, or a chunk of one): Y' is y itself */
-    int image_gemms;   /* h: one GEMM per (image, group) */
     int64_t n, ld;     /* columns of the one-GEMM-per-chunk layout, and their row stride */
     int64_t slab, slabs;  /* a weight gradient's cut along k: width, count (weight_grad_slab) */
     int64_t cols, wide, part, size;  /* offsets of X', Y', part; elements in all */
@@ -143,7 +142,6 @@ static chunk_layout layout(const mc_geometry *g, int64_t nb)
     const int64_t cout_g = g->out_channels / G, rows = g->channels / G * spatial_size(g->kernel);
     chunk_layout c;
     c.pw = pointwise(g);
-    c.image_gemms = c.pw || (double)cout_g * (double)rows * (double)L >= 2.0e6;
     c.n = c.pw ? L : nb * L;
     c.y_in_place = c.n == L;
     c.ld = c.y_in_place ? L : padded_stride(c.n);

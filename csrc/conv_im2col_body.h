@@ -7,12 +7,13 @@
  *   c:  Y'_gr = W_gr @ X'_gr      X' never stored: each sliver packed from x (mc_gemm_panels)
  *   g:  W_gr (+)= Y'_gr @ X'_gr^T (chunks in batch order, the first =), or
  *       W_gr = the sum of Y'_block @ X'_block^T, X'^T packed from x (mc_gemm_blocks)
- *   h:  X'_gr = W_gr^T @ Y'_gr, then col2im; or at stride 1, a c (input_grad_by_forward)
- * For g and h a chunk of nb images sits side by side in the workspace (X'
- * and Y', see chunk_layout in conv_im2col.c), so that each group needs one
- * GEMM per chunk, nb*L columns wide, rather than one per image: for small
- * images the calls were most of the time. Where the layout says so, the same
- * products go image by image, one block of L columns each, on y (and,
+ *   h:  X'_gr = W_gr^T @ Y'_gr, each panel of X' added into a copy of x (input_grad_implicit);
+ *       at stride 1, a c (input_grad_by_forward); without copies, X' then col2im
+ * For g a chunk of nb images sits side by side in the workspace (X' and Y',
+ * see chunk_layout in conv_im2col.c), so that each group needs one GEMM per
+ * chunk, nb*L columns wide, rather than one per image: for small images the
+ * calls were most of the time. Where the layout says so (and for h), the
+ * same products go image by image, one block of L columns each, on y (and,
  * pointwise, x) in place. Transposes are strides handed to mc_gemm, never
  * copies. */
 
@@ -73,60 +74,13 @@ static SUFFIX(operands) SUFFIX(block)(const mc_geometry *g, const SUFFIX(chunk) 
     return op;
 }
 
-/* What h's tasks share: one chunk of nb images, cut into `runs` runs of
- * whole images, and the images [i0, i1) of it in hand. */
+/* What h's tasks share: one chunk of nb images. */
 typedef struct SUFFIX(h_job) {
     const mc_geometry *g;
     const SUFFIX(chunk) *c;
     T *x;
     const T *w, *y;
-    int64_t nb, runs, i0, i1;
 } SUFFIX(h_job);
-
-/* Task gr: X'_gr of images [i0, i1), side by side in the chunk. */
-static int SUFFIX(h_group)(const void *ctx, int64_t gr)
-{
-    const SUFFIX(h_job) *job = ctx;
-    const mc_geometry *g = job->g;
-    const int64_t L = spatial_size(g->out), cout_g = g->out_channels / g->groups;
-    const int64_t rows = g->channels / g->groups * spatial_size(g->kernel);
-    const SUFFIX(operands) op = SUFFIX(block)(g, job->c, 0, job->x, job->y, 0, gr);
-    return SUFFIX(mc_gemm)(rows, (job->i1 - job->i0) * L, cout_g, job->w + gr * cout_g * rows, 1, rows,
-                           op.y + job->i0 * L, op.ldy, 1, 0, op.cols + job->i0 * L, op.ldc);
-}
-
-/* h on images [i0, i1) of a chunk laid out side by side: the copy from y,
- * one GEMM per group on their columns only, col2im. Run once for the whole
- * chunk, each step parallel inside, or side by side for runs of its images,
- * when a chunk of small images is better shared out whole than step by step
- * (one parallel region instead of one per step and barriers inside mc_gemm).
- * Every output column comes out the same either way: the GEMMs' columns are
- * independent. */
-static int SUFFIX(input_grad_images)(const SUFFIX(h_job) *chunk_job, int64_t i0, int64_t i1)
-{
-    const mc_geometry *g = chunk_job->g;
-    const SUFFIX(chunk) *c = chunk_job->c;
-    const int64_t C = g->channels, O = g->out_channels, G = g->groups, L = spatial_size(g->out);
-    const int64_t cout_g = O / G, rows = C / G * spatial_size(g->kernel);
-    const int64_t nr = i1 - i0;
-    if (!c->at.y_in_place)
-        SUFFIX(spread)(nr, O, L, c->at.ld, c->work + c->at.wide + i0 * L, chunk_job->y + (c->n0 + i0) * O * L);
-    SUFFIX(h_job) job = *chunk_job;
-    job.i0 = i0;
-    job.i1 = i1;
-    const int rc = run_tasks(small_gemm_threads(G, rows, nr * L, cout_g), G, SUFFIX(h_group), &job);
-    if (rc != MC_OK)
-        return rc;
-    return SUFFIX(mc_col2im_wide)(g, nr, c->work + c->at.cols + i0 * L, c->at.ld,
-                                  job.x + (c->n0 + i0) * C * spatial_size(g->in));
-}
-
-/* Task r: run r of the chunk's images. */
-static int SUFFIX(h_run)(const void *ctx, int64_t r)
-{
-    const SUFFIX(h_job) *job = ctx;
-    return SUFFIX(input_grad_images)(job, job->nb * r / job->runs, job->nb * (r + 1) / job->runs);
-}
 
 /* Task t: X' of (image, group) t / G, t % G of a chunk laid out image by image. */
 static int SUFFIX(h_image)(const void *ctx, int64_t t)
@@ -140,24 +94,18 @@ static int SUFFIX(h_image)(const void *ctx, int64_t t)
                            0, op.cols, op.ldc);
 }
 
-/* h for one chunk: image by image where the layout says so, else over the
- * chunk side by side — in runs of whole images, one per thread, or at once. */
+/* h for one chunk, where the copies of input_grad_implicit do not fit (or
+ * X' is x itself, pointwise): one GEMM per (image, group), each writing its
+ * own block of X', then col2im; pointwise, the GEMMs write x directly. */
 static int SUFFIX(chunk_input_grad)(const mc_geometry *g, const SUFFIX(chunk) *c, int64_t nb,
                                     T *x, const T *w, const T *y)
 {
     const int64_t O = g->out_channels, G = g->groups, L = spatial_size(g->out);
     const int64_t cout_g = O / G, rows = g->channels / G * spatial_size(g->kernel);
-    SUFFIX(h_job) job = {g, c, x, w, y, nb, 1, 0, nb};
+    const SUFFIX(h_job) job = {g, c, x, w, y};
 
-    if (!c->at.image_gemms) {
-        /* runs of whole images come out even within a quarter from 4 a thread */
-        job.runs = nb >= 4 * mc_get_num_threads() ? threads_for(nb, G * cout_g * rows * nb * L) : 1;
-        return run_tasks((int)job.runs, job.runs, SUFFIX(h_run), &job);
-    }
-    /* one GEMM per (image, group), each writing its own block of X';
-     * pointwise, X' is x itself, so the GEMMs write x directly. Side by side
-     * in whole rounds of one per thread; what is left over (3 images on 2
-     * threads) one after another, each parallel inside: the same bits. */
+    /* side by side in whole rounds of one per thread; what is left over (3
+     * images on 2 threads) one after another, each parallel inside: the same bits */
     const int nt = small_gemm_threads(nb * G, rows, L, cout_g);
     const int64_t side = nt > 1 ? nb * G - nb * G % nt : 0;
     int rc = run_tasks(nt, side, SUFFIX(h_image), &job);
