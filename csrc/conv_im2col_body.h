@@ -128,17 +128,21 @@ static int SUFFIX(chunk_input_grad)(const mc_geometry *g, const SUFFIX(chunk) *c
  * each packed once) straight from x, bounds checked (pack_columns).
  * Measured against packing from x: cifar_3x3's packing fell from 0.24 to
  * 0.15 of the macro-kernel's time, strided's from 0.59 to 0.44, lenet_c2's
- * from 1.9 to 1.45 (perf sample ratios). */
+ * from 1.9 to 1.45 (perf sample ratios). Tiny images (images_per_task) go
+ * several to a task: their copies one after another, their columns side by
+ * side in one panel, its C made in scratch and copied into y (forward_take). */
 typedef struct SUFFIX(forward_job) {
     const mc_geometry *g;
     tap *taps;             /* the rows of X'_gr: where each one reads in a group's channels */
     int64_t *rows;         /* the same as offsets into a copy, from where a run of columns starts */
     int64_t in[3], out[3]; /* x's sizes (the copy's, if any); for a pointwise kernel one row (1, 1, L) */
     int64_t copy_in[3];    /* the copy's sizes, as pad_channels writes it */
-    T *padded;             /* per thread, one (image, group) of x padded and split, or NULL */
-    int64_t copy_size;     /* elements of each thread's copy, zeroed slack after it included */
-    int64_t *holds;        /* per thread, which image * G + group its copy holds, -1 none */
-    int64_t panels;        /* column panels per (image, group) */
+    T *padded;             /* per thread, a task's (images, group) of x padded and split, or NULL */
+    int64_t copy_size;     /* elements of each image's copy, zeroed slack after it included */
+    int64_t *holds;        /* per thread, which image * G + group its copy starts at, -1 none */
+    int64_t images;        /* images a task takes side by side (tiny ones; then one panel each) */
+    int64_t batch;
+    int64_t panels;        /* column panels per task */
     int64_t panel_width;   /* columns in each (the last may have fewer) */
     int64_t ahead;         /* how far on in x the same tap reads one output row later */
     int flat;              /* a pointwise kernel: X' is x itself (pack_flat) */
@@ -147,11 +151,22 @@ typedef struct SUFFIX(forward_job) {
 } SUFFIX(forward_job);
 
 /* Task t of the forward is panel t % panels of group (t / panels) % G of
- * image t / panels / G. */
+ * images [i, i + images) from i = t / panels / G * images, whose columns are
+ * theirs side by side. */
 static forward_task SUFFIX(forward_task_of)(const SUFFIX(forward_job) *job, int64_t t)
 {
     const int64_t G = job->g->groups;
-    return (forward_task){t / job->panels / G, t / job->panels % G, t % job->panels * job->panel_width};
+    return (forward_task){t / job->panels / G * job->images, t / job->panels % G,
+                          t % job->panels * job->panel_width};
+}
+
+/* The columns of task `at`'s panel: its images' positions side by side,
+ * from at.l0. */
+static int64_t SUFFIX(panel_columns)(const SUFFIX(forward_job) *job, forward_task at)
+{
+    const int64_t images = job->batch - at.image < job->images ? job->batch - at.image : job->images;
+    const int64_t left = images * spatial_size(job->g->out) - at.l0;
+    return left < job->panel_width ? left : job->panel_width;
 }
 
 /* One group's channels of one image, x, into dst with their zero padding
@@ -210,30 +225,49 @@ static void SUFFIX(pad_channels)(const SUFFIX(forward_job) *job, const T *restri
 }
 
 /* Where task `at` reads its channels: this thread's copy of them (made now
- * if it holds another), or x itself. */
+ * if it holds another; a task's images one after another, copy_size apart),
+ * or x itself. */
 static const T *SUFFIX(channels_of)(const SUFFIX(forward_job) *job, forward_task at)
 {
     const mc_geometry *g = job->g;
-    const T *x = job->x + (at.image * g->channels + at.group * (g->channels / g->groups)) * spatial_size(g->in);
+    const int64_t image_size = g->channels * spatial_size(g->in);
+    const T *x = job->x + at.image * image_size + at.group * (g->channels / g->groups) * spatial_size(g->in);
     if (!job->padded)
         return x;
     const int me = omp_get_thread_num();
-    T *mine = job->padded + me * job->copy_size;
+    T *mine = job->padded + me * job->images * job->copy_size;
     if (job->holds[me] != at.image * g->groups + at.group) {
-        SUFFIX(pad_channels)(job, x, mine);
+        const int64_t images = job->batch - at.image < job->images ? job->batch - at.image : job->images;
+        for (int64_t i = 0; i < images; ++i)
+            SUFFIX(pad_channels)(job, x + i * image_size, mine + i * job->copy_size);
         job->holds[me] = at.image * g->groups + at.group;
     }
     return mine;
 }
 
+/* Task t's panel: C in y, or, for a task of several images, made in scratch
+ * and handed to forward_take. */
 static SUFFIX(gemm_panel) SUFFIX(forward_panel)(const void *ctx, int64_t t)
 {
     const SUFFIX(forward_job) *job = ctx;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
     const int64_t O = job->g->out_channels, L = spatial_size(job->g->out);
-    SUFFIX(gemm_panel) p = {at.group, L - at.l0 < job->panel_width ? L - at.l0 : job->panel_width,
+    SUFFIX(gemm_panel) p = {at.group, SUFFIX(panel_columns)(job, at),
                             job->y + (at.image * O + at.group * (O / job->g->groups)) * L + at.l0, L};
     return p;
+}
+
+/* A panel of several images' columns, C, into their rows of y (gemm_take_fn). */
+static void SUFFIX(forward_take)(const void *ctx, int64_t t, const T *c, int64_t c_rs)
+{
+    const SUFFIX(forward_job) *job = ctx;
+    const forward_task at = SUFFIX(forward_task_of)(job, t);
+    const int64_t O = job->g->out_channels, cout_g = O / job->g->groups, L = spatial_size(job->g->out);
+    const int64_t images = SUFFIX(panel_columns)(job, at) / L;
+    for (int64_t i = 0; i < images; ++i)
+        for (int64_t o = 0; o < cout_g; ++o)
+            memcpy(job->y + ((at.image + i) * O + at.group * cout_g + o) * L, c + o * c_rs + i * L,
+                   (size_t)L * sizeof(T));
 }
 
 /* Columns [l0, l0 + nr) of X' from one image's group of channels x itself
@@ -315,12 +349,13 @@ SUFFIX(pack_copied)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int6
 {
     const mc_geometry *g = job->g;
     const int64_t H = job->in[1], W = job->in[2], oH = job->out[1], oW = job->out[2];
+    const int64_t L = spatial_size(g->out);
     const T *from[32];  /* a sliver is at most 32 wide (gemm.c) */
     int64_t at[32], count = 0;
-    for (int64_t l = l0, run; l < l0 + nr; l += run) {
-        const int64_t ow = l % oW, oh = l / oW % oH, od = l / oW / oH;
+    for (int64_t l = l0, run; l < l0 + nr; l += run) {  /* column l: position l % L of image l / L */
+        const int64_t ow = l % oW, oh = l / oW % oH, od = l % L / oW / oH;
         run = oW - ow < l0 + nr - l ? oW - ow : l0 + nr - l;
-        from[count] = x + (od * g->stride[0] * H + oh * g->stride[1]) * W + ow;
+        from[count] = x + l / L * job->copy_size + (od * g->stride[0] * H + oh * g->stride[1]) * W + ow;
         at[count++] = l - l0;
     }
     const int64_t *rows = job->rows + p0;
@@ -420,7 +455,8 @@ static void SUFFIX(forward_job_free)(SUFFIX(forward_job) *job)
  * the caller's to set): the taps, their offsets, and the copies whenever
  * they fit PADDED_BYTES, not of a pointwise kernel's x, whose elements are
  * each packed once. On MC_ERR_NOMEM nothing is left allocated. */
-static int SUFFIX(forward_job_init)(SUFFIX(forward_job) *job, const mc_geometry *g, int nt, const T *x)
+static int SUFFIX(forward_job_init)(SUFFIX(forward_job) *job, const mc_geometry *g, int64_t batch,
+                                    int nt, int64_t images, const T *x)
 {
     const int64_t G = g->groups, L = spatial_size(g->out), rows = g->channels / G * spatial_size(g->kernel);
     const int flat = pointwise(g);
@@ -435,8 +471,9 @@ static int SUFFIX(forward_job_init)(SUFFIX(forward_job) *job, const mc_geometry 
         .rows = malloc((size_t)rows * sizeof *job->rows), .in = {in[0], in[1], in[2]},
         .out = {flat ? 1 : g->out[0], flat ? 1 : g->out[1], flat ? L : g->out[2]},
         .copy_in = {padded[0], padded[1], padded[2]},
-        .padded = copied ? malloc((size_t)(nt * copy_size) * sizeof(T)) : NULL,
-        .copy_size = copy_size, .holds = malloc((size_t)nt * sizeof *job->holds),
+        .padded = copied ? malloc((size_t)(nt * images * copy_size) * sizeof(T)) : NULL,
+        .copy_size = copy_size, .holds = malloc((size_t)nt * sizeof *job->holds), .images = images,
+        .batch = batch,
         .ahead = g->stride[1] * in[2], .flat = flat, .x = x};
     if (!job->taps || !job->rows || !job->holds || (copied && !job->padded)) {
         SUFFIX(forward_job_free)(job);
@@ -446,8 +483,9 @@ static int SUFFIX(forward_job_init)(SUFFIX(forward_job) *job, const mc_geometry 
         const tap tp = job->taps[r];
         job->rows[r] = tp.plane + (tp.d * in[1] + tp.h) * in[2] + tp.w;
     }
-    for (int i = 0; i < nt; ++i) {
-        job->holds[i] = -1;
+    for (int64_t i = 0; i < nt * images; ++i) {
+        if (i < nt)
+            job->holds[i] = -1;
         if (copied)  /* read, never used: a run's copy may reach past the copy of x */
             memset(job->padded + (i + 1) * copy_size - COPY_SLACK, 0, COPY_SLACK * sizeof(T));
     }
@@ -467,18 +505,22 @@ int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
         memset(y, 0, (size_t)(batch * O * L) * sizeof(T));
         return MC_OK;
     }
-    /* equal panels of whole 16-column slivers (every kernel's sliver width divides 16 or is 32) */
+    /* equal panels of whole 16-column slivers (every kernel's sliver width divides 16 or is 32);
+     * tiny images several to a task, in one panel */
     const int64_t panels = (L + PANEL_COLUMNS - 1) / PANEL_COLUMNS;
-    const int64_t panel_width = ((L + panels - 1) / panels + 15) / 16 * 16;
     const int nt = threads_for(batch * G * panels, batch * O * L * rows);
+    const int64_t images = images_per_task(g, batch, nt, sizeof(T));
+    const int64_t panel_width = ((images * L + panels - 1) / panels + 15) / 16 * 16;
+    const int64_t tasks = (batch + images - 1) / images * G * panels;
     SUFFIX(forward_job) job;
-    if (SUFFIX(forward_job_init)(&job, g, nt, x) != MC_OK)
+    if (SUFFIX(forward_job_init)(&job, g, batch, nt, images, x) != MC_OK)
         return MC_ERR_NOMEM;
     job.panels = panels;
     job.panel_width = panel_width;
     job.y = y;
-    const int rc = SUFFIX(mc_gemm_panels)(cout_g, rows, G, w, batch * G * panels, 1, panel_width,
-                                          SUFFIX(forward_panel), SUFFIX(forward_pack), NULL, &job, nt);
+    const int rc = SUFFIX(mc_gemm_panels)(cout_g, rows, G, w, tasks, 1, panel_width, SUFFIX(forward_panel),
+                                          SUFFIX(forward_pack), images > 1 ? SUFFIX(forward_take) : NULL,
+                                          &job, nt);
     SUFFIX(forward_job_free)(&job);
     return rc;
 }
@@ -629,7 +671,7 @@ static int SUFFIX(weight_grad_implicit)(const mc_geometry *g, int64_t batch, int
     const int64_t O = g->out_channels, G = g->groups, rows = g->channels / G * spatial_size(g->kernel);
     const int64_t blocks = batch * per_image;
     SUFFIX(forward_job) fj;
-    if (SUFFIX(forward_job_init)(&fj, g, nt, x) != MC_OK)
+    if (SUFFIX(forward_job_init)(&fj, g, batch, nt, 1, x) != MC_OK)
         return MC_ERR_NOMEM;
     SUFFIX(g_implicit) job = {&fj, y, w, NULL, per_image, blocks, slabs};
     int rc = MC_OK;
@@ -870,7 +912,7 @@ static int SUFFIX(input_grad_implicit)(const mc_geometry *g, int64_t batch, int 
     const int64_t panel_width = ((L + panels - 1) / panels + 15) / 16 * 16;
     T *wt = malloc((size_t)(G * rows * cout_g) * sizeof(T));  /* W_gr^T, row-major */
     SUFFIX(forward_job) job;
-    if (!wt || SUFFIX(forward_job_init)(&job, g, nt, x) != MC_OK) {
+    if (!wt || SUFFIX(forward_job_init)(&job, g, batch, nt, 1, x) != MC_OK) {
         free(wt);
         return MC_ERR_NOMEM;
     }
