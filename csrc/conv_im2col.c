@@ -290,14 +290,15 @@ static int64_t implicit_slabs(int64_t positions, int64_t blocks)
  * of B (k-block x panel) stays in L2 beside its A block. */
 #define PANEL_COLUMNS 256
 
-/* Images of at most this many output positions go several to a forward task,
- * their columns side by side in one panel of up to 8 times as many: one image
- * alone would fill a fraction of a sliver's lanes (MNIST-1D's 5 of 16) and
- * pay a task's costs for a few FMAs. As many as fit, whole, and whose copies
- * fit PADDED_BYTES. Measured (the forward alone, one thread, medians of
- * alternating calls): MNIST-1D's layers 1.04-1.2x (20 positions), 1.03-1.2x
- * (10), 1.6x (5); at 64 positions (lenet_c2, two images a panel of 128) and
- * 40 (conv1d_mnist1d, three) 0.93-0.98x, so not there. */
+/* Images of at most this many output positions go several to a task of c
+ * or h, their columns side by side, up to 8 times as many: one image alone
+ * would fill a fraction of a sliver's lanes (MNIST-1D's 5 of 16) and pay a
+ * task's costs for a few FMAs. As many as fit, whole, and whose copies fit
+ * PADDED_BYTES. Measured (one role alone, one thread, medians of
+ * alternating calls), MNIST-1D's layers of 20, 10 and 5 positions: c
+ * 1.04-1.2x, 1.03-1.2x, 1.6x; h 1.08x, 1.25x, 1.7x. At 64 positions
+ * (lenet_c2, two images to a panel of 128) and 40 (conv1d_mnist1d, three)
+ * c was 0.93-0.98x, so not there. */
 #define SMALL_IMAGE 32
 
 static int64_t images_per_task(const mc_geometry *g, int64_t batch, int nt, size_t elem)

@@ -161,12 +161,12 @@ static forward_task SUFFIX(forward_task_of)(const SUFFIX(forward_job) *job, int6
 }
 
 /* The columns of task `at`'s panel: its images' positions side by side,
- * from at.l0. */
+ * from at.l0; none for the last panels of a last task of fewer images. */
 static int64_t SUFFIX(panel_columns)(const SUFFIX(forward_job) *job, forward_task at)
 {
     const int64_t images = job->batch - at.image < job->images ? job->batch - at.image : job->images;
     const int64_t left = images * spatial_size(job->g->out) - at.l0;
-    return left < job->panel_width ? left : job->panel_width;
+    return left < 0 ? 0 : left < job->panel_width ? left : job->panel_width;
 }
 
 /* One group's channels of one image, x, into dst with their zero padding
@@ -798,18 +798,19 @@ static int SUFFIX(input_grad_by_forward)(const mc_geometry *g, const mc_geometry
  * unpad_channels pad_channels. A window's step along an output row is a unit
  * step in the copy at any stride, so each row of a panel goes in as a few
  * runs of contiguous additions, and what lands in the padding is dropped with
- * it. One thread per (image, group), its panels in order: the same bits at
- * any thread count. */
+ * it. One thread per task (an image and group, or tiny images side by side
+ * as the forward takes them), its panels in order: the same bits at any
+ * thread count. */
 static void SUFFIX(scatter_copied)(const SUFFIX(forward_job) *job, const T *restrict c, int64_t c_rs,
                                    int64_t l0, int64_t n, T *restrict x)
 {
     const mc_geometry *g = job->g;
     const int64_t H = job->in[1], W = job->in[2], oH = job->out[1], oW = job->out[2];
-    const int64_t K = spatial_size(g->kernel), cin_g = g->channels / g->groups;
-    for (int64_t l = l0, run; l < l0 + n; l += run) {
-        const int64_t ow = l % oW, oh = l / oW % oH, od = l / oW / oH;
+    const int64_t K = spatial_size(g->kernel), cin_g = g->channels / g->groups, L = spatial_size(g->out);
+    for (int64_t l = l0, run; l < l0 + n; l += run) {  /* column l: position l % L of image l / L */
+        const int64_t ow = l % oW, oh = l / oW % oH, od = l % L / oW / oH;
         run = oW - ow < l0 + n - l ? oW - ow : l0 + n - l;
-        T *to = x + (od * g->stride[0] * H + oh * g->stride[1]) * W + ow;
+        T *to = x + l / L * job->copy_size + (od * g->stride[0] * H + oh * g->stride[1]) * W + ow;
         const T *from = c + (l - l0);
         /* row r = ch * K + k; channels inner: the next tap's run overlaps this
          * one's one element on, and loading it right after the store would
@@ -860,20 +861,54 @@ static SUFFIX(gemm_panel) SUFFIX(h_panel)(const void *ctx, int64_t t)
 {
     const SUFFIX(forward_job) *job = ctx;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
-    const int64_t L = spatial_size(job->g->out);
-    SUFFIX(gemm_panel) p = {at.group, L - at.l0 < job->panel_width ? L - at.l0 : job->panel_width, NULL, 0};
+    SUFFIX(gemm_panel) p = {at.group, SUFFIX(panel_columns)(job, at), NULL, 0};
     return p;
 }
 
+/* Several tiny images' Y' side by side (their rows image_stride apart in y):
+ * columns [l0, l0 + n), rows [p0, p0 + kc), as slivers `width` wide (see
+ * gemm_pack_fn). Row by row, in pieces that lie within one image and one
+ * sliver, the image and position counted along. */
+static inline __attribute__((always_inline)) void
+SUFFIX(pack_images)(const T *y, int64_t L, int64_t image_stride, int64_t p0, int64_t kc, int64_t l0,
+                    int64_t n, const int64_t width, T *restrict dst)
+{
+    for (int64_t p = 0; p < kc; ++p) {
+        const T *row = y + (l0 / L) * image_stride + (p0 + p) * L;
+        for (int64_t j = 0, at = l0 % L, piece; j < n; j += piece) {
+            const int64_t in_sliver = width - j % width;
+            piece = L - at < in_sliver ? L - at : in_sliver;
+            piece = n - j < piece ? n - j : piece;
+            T *to = dst + j / width * width * kc + p * width + j % width;
+            for (int64_t i = 0; i < piece; ++i)
+                to[i] = row[at + i];
+            if ((at += piece) == L) {
+                at = 0;
+                row += image_stride;
+            }
+        }
+        for (int64_t j = n; j % width; ++j)
+            dst[j / width * width * kc + p * width + j % width] = 0;
+    }
+}
+
 /* Rows [p0, p0 + kc) of Y'_gr, columns [0, n) of task t's panel: y's
- * channels are its rows (gemm_pack_fn). */
+ * channels are its rows, an image's after another's (gemm_pack_fn). */
 static MC_INLINE_LOOPS void SUFFIX(h_pack)(const void *ctx, int64_t t, int64_t p0, int64_t kc,
                                            int64_t n, int64_t width, T *restrict dst)
 {
     const SUFFIX(forward_job) *job = ctx;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
-    const int64_t G = job->g->groups, L = spatial_size(job->g->out);
-    const T *y = job->y + (at.image * G + at.group) * (job->g->out_channels / G) * L;
+    const int64_t G = job->g->groups, O = job->g->out_channels, L = spatial_size(job->g->out);
+    const T *y = job->y + (at.image * G + at.group) * (O / G) * L;
+    if (job->images > 1) {
+        switch (width) {
+        case 8: SUFFIX(pack_images)(y, L, O * L, p0, kc, at.l0, n, 8, dst); break;
+        case 16: SUFFIX(pack_images)(y, L, O * L, p0, kc, at.l0, n, 16, dst); break;
+        default: SUFFIX(pack_images)(y, L, O * L, p0, kc, at.l0, n, width, dst);
+        }
+        return;
+    }
     switch (width) { /* every kernel's sliver width (gemm.c): a constant in each copy */
     case 4: SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, 4, dst); break;
     case 8: SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, 8, dst); break;
@@ -883,23 +918,26 @@ static MC_INLINE_LOOPS void SUFFIX(h_pack)(const void *ctx, int64_t t, int64_t p
     }
 }
 
-/* Task t's panel of X', c, into this thread's copy: zeroed before an image's
- * first panel, written out to x after its last (gemm_take_fn). */
+/* Task t's panel of X', c, into this thread's copies of its images: zeroed
+ * before the task's first panel, written out to x after its last
+ * (gemm_take_fn). */
 static void SUFFIX(h_take)(const void *ctx, int64_t t, const T *c, int64_t c_rs)
 {
     const SUFFIX(forward_job) *job = ctx;
     const mc_geometry *g = job->g;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
-    const int64_t L = spatial_size(g->out), n = L - at.l0 < job->panel_width ? L - at.l0 : job->panel_width;
-    T *mine = job->padded + omp_get_thread_num() * job->copy_size;
+    const int64_t n = SUFFIX(panel_columns)(job, at), L = spatial_size(g->out);
+    const int64_t images = job->batch - at.image < job->images ? job->batch - at.image : job->images;
+    T *mine = job->padded + omp_get_thread_num() * job->images * job->copy_size;
     if (at.l0 == 0)
-        memset(mine, 0, (size_t)job->copy_size * sizeof(T));
+        memset(mine, 0, (size_t)(images * job->copy_size) * sizeof(T));
     SUFFIX(scatter_copied)(job, c, c_rs, at.l0, n, mine);
-    if (at.l0 + n == L) {
-        const int64_t cin_g = g->channels / g->groups;
+    if (at.l0 + n == images * L) {
+        const int64_t image_size = g->channels * spatial_size(g->in);
         /* the job's x is h's output: only h_take writes it */
-        T *x = (T *)job->x + (at.image * g->groups + at.group) * cin_g * spatial_size(g->in);
-        SUFFIX(unpad_channels)(job, mine, x);
+        T *x = (T *)job->x + at.image * image_size + at.group * (g->channels / g->groups) * spatial_size(g->in);
+        for (int64_t i = 0; i < images; ++i)
+            SUFFIX(unpad_channels)(job, mine + i * job->copy_size, x + i * image_size);
     }
 }
 
@@ -908,11 +946,13 @@ static int SUFFIX(input_grad_implicit)(const mc_geometry *g, int64_t batch, int 
 {
     const int64_t G = g->groups, cout_g = g->out_channels / G, L = spatial_size(g->out);
     const int64_t rows = g->channels / G * spatial_size(g->kernel);
-    const int64_t panels = (L + H_PANEL_COLUMNS - 1) / H_PANEL_COLUMNS;
-    const int64_t panel_width = ((L + panels - 1) / panels + 15) / 16 * 16;
+    const int64_t images = images_per_task(g, batch, nt, sizeof(T));  /* tiny ones side by side */
+    const int64_t panels = (images * L + H_PANEL_COLUMNS - 1) / H_PANEL_COLUMNS;
+    const int64_t panel_width = ((images * L + panels - 1) / panels + 15) / 16 * 16;
+    const int64_t tasks = (batch + images - 1) / images * G * panels;
     T *wt = malloc((size_t)(G * rows * cout_g) * sizeof(T));  /* W_gr^T, row-major */
     SUFFIX(forward_job) job;
-    if (!wt || SUFFIX(forward_job_init)(&job, g, batch, nt, 1, x) != MC_OK) {
+    if (!wt || SUFFIX(forward_job_init)(&job, g, batch, nt, images, x) != MC_OK) {
         free(wt);
         return MC_ERR_NOMEM;
     }
@@ -923,7 +963,7 @@ static int SUFFIX(input_grad_implicit)(const mc_geometry *g, int64_t batch, int 
     job.panels = panels;
     job.panel_width = panel_width;
     job.y = (T *)y;  /* read only: h_pack's */
-    const int rc = SUFFIX(mc_gemm_panels)(rows, cout_g, G, wt, batch * G * panels, panels, panel_width,
+    const int rc = SUFFIX(mc_gemm_panels)(rows, cout_g, G, wt, tasks, panels, panel_width,
                                           SUFFIX(h_panel), SUFFIX(h_pack), SUFFIX(h_take), &job, nt);
     SUFFIX(forward_job_free)(&job);
     free(wt);

@@ -155,6 +155,8 @@ int SUFFIX(mc_gemm_panels)(int64_t m, int64_t k, int64_t count_a, const T *a,
         for (int64_t r = 0; r < runs; ++r)
             for (int64_t t = r * run; t < (r + 1) * run; ++t) {
                 const SUFFIX(gemm_panel) p = panel_of(ctx, t);
+                if (p.n <= 0)  /* an empty panel: nothing to pack, make or take */
+                    continue;
                 T *c = take ? my_c : p.c;
                 const int64_t c_rs = take ? width : p.c_rs;
                 for (int64_t b = 0; b < kblocks; ++b) {

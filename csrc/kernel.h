@@ -112,7 +112,8 @@ MC_INTERNAL int mc_col2im_wide_f64(const mc_geometry *g, int64_t batch, const do
  * dst + j*width*kc, each stored row by row `width` apart, columns past n
  * zero. With a take, C is never stored: each panel's C (m x n, rows c_rs
  * apart) is handed to take once complete, and panels come in runs of `run`
- * that one thread does in order (a panel's c is then unused).
+ * that one thread does in order (a panel's c is then unused). A panel of
+ * n = 0 columns is skipped.
  * mc_gemm_blocks (gemm_driver.h): C = the sum over blocks b of A_b @ B_b, on
  * the calling thread. block_of: where A_b (m x kc) is, rows a_rs apart, unit
  * steps along k, and its kc (at most max_kc). pack: columns [j0, j0 + n) of
