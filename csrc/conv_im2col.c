@@ -290,23 +290,27 @@ static int64_t implicit_slabs(int64_t positions, int64_t blocks)
  * of B (k-block x panel) stays in L2 beside its A block. */
 #define PANEL_COLUMNS 256
 
-/* Images of at most this many output positions go several to a task of c
- * or h, their columns side by side, up to 8 times as many: one image alone
+/* Images of at most this many output positions go several to a task of c,
+ * h or g, their columns side by side, up to 8 times as many: one image alone
  * would fill a fraction of a sliver's lanes (MNIST-1D's 5 of 16) and pay a
  * task's costs for a few FMAs. As many as fit, whole, and whose copies fit
- * PADDED_BYTES. Measured (one role alone, one thread, medians of
+ * TASK_COPY_BYTES. Measured (one role alone, one thread, medians of
  * alternating calls), MNIST-1D's layers of 20, 10 and 5 positions: c
- * 1.04-1.2x, 1.03-1.2x, 1.6x; h 1.08x, 1.25x, 1.7x. At 64 positions
+ * 1.04-1.2x, 1.03-1.2x, 1.6x; h 1.08x, 1.25x, 1.7x; g (where implicit)
+ * 1.05-1.24x, 1.2-1.26x. At 64 positions
  * (lenet_c2, two images to a panel of 128) and 40 (conv1d_mnist1d, three)
  * c was 0.93-0.98x, so not there. */
 #define SMALL_IMAGE 32
+/* A task's copies of its tiny images together: within L2. From the sizes
+ * alone, never the thread count: g's and h's sums follow the tasks. */
+#define TASK_COPY_BYTES (1 << 20)
 
-static int64_t images_per_task(const mc_geometry *g, int64_t batch, int nt, size_t elem)
+static int64_t images_per_task(const mc_geometry *g, int64_t batch, size_t elem)
 {
-    const int64_t L = spatial_size(g->out), size = copy_elements(g, nt, elem);
+    const int64_t L = spatial_size(g->out), size = copy_elements(g, 1, elem);
     int64_t images = L <= SMALL_IMAGE && size > 0 ? 8 * SMALL_IMAGE / L : 1;
     images = images < batch ? images : batch;
-    while (images > 1 && (double)nt * (double)images * (double)size * (double)elem > PADDED_BYTES)
+    while (images > 1 && (double)images * (double)size * (double)elem > TASK_COPY_BYTES)
         --images;
     return images > 1 ? images : 1;
 }

@@ -509,7 +509,7 @@ int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
      * tiny images several to a task, in one panel */
     const int64_t panels = (L + PANEL_COLUMNS - 1) / PANEL_COLUMNS;
     const int nt = threads_for(batch * G * panels, batch * O * L * rows);
-    const int64_t images = images_per_task(g, batch, nt, sizeof(T));
+    const int64_t images = images_per_task(g, batch, sizeof(T));
     const int64_t panel_width = ((images * L + panels - 1) / panels + 15) / 16 * 16;
     const int64_t tasks = (batch + images - 1) / images * G * panels;
     SUFFIX(forward_job) job;
@@ -552,27 +552,38 @@ static void SUFFIX(add_slabs)(const mc_geometry *g, int64_t slabs, int transpose
  * Y'_block @ X'_block^T (mc_gemm_blocks), a block at most 256 positions of
  * one image (its positions cut evenly), A straight from y (a block of Y' is
  * cout_g rows of y, L apart) and B = X'^T packed from the forward's copy
- * (pack_transposed). The batch's blocks are cut into slabs, as many as the
- * sizes say (never the thread count), which run side by side into partial
- * sums added in slab order: the same bits at any thread count. */
+ * (pack_transposed); or, for tiny images, a block of several whole ones, as
+ * the forward takes them, their rows of y gathered side by side (a_rows).
+ * The batch's blocks are cut into slabs, as many as the sizes say (never
+ * the thread count), which run side by side into partial sums added in slab
+ * order: the same bits at any thread count. */
 typedef struct SUFFIX(g_implicit) {
     const SUFFIX(forward_job) *job;
     const T *y;
     T *w, *part;       /* part: the slabs' partial sums, if more than one */
-    int64_t per_image; /* blocks per image */
+    int64_t per_image; /* blocks per image (1 for tiny images, job->images of them a block) */
     int64_t blocks, slabs;
 } SUFFIX(g_implicit);
 
-/* One task's view: blocks from b0 on, of one group. */
+/* One task's view: blocks from b0 on, of one group; for tiny images, room
+ * for a block of Y' (cout_g x images * L). */
 typedef struct SUFFIX(g_slab) {
     const SUFFIX(g_implicit) *job;
     int64_t group, b0;
+    T *a_rows;
 } SUFFIX(g_slab);
 
-/* Block b0 + b: its image, and its positions [l0, l1). */
+/* Block b0 + b: its (first) image, and its positions [l0, l1), the images'
+ * side by side. */
 static forward_task SUFFIX(g_block_at)(const SUFFIX(g_slab) *slab, int64_t b, int64_t *l1)
 {
-    const int64_t per = slab->job->per_image, at = slab->b0 + b, L = spatial_size(slab->job->job->g->out);
+    const SUFFIX(forward_job) *fj = slab->job->job;
+    const int64_t per = slab->job->per_image, at = slab->b0 + b, L = spatial_size(fj->g->out);
+    if (fj->images > 1) {
+        const int64_t image = at * fj->images;
+        *l1 = (fj->batch - image < fj->images ? fj->batch - image : fj->images) * L;
+        return (forward_task){image, slab->group, 0};
+    }
     *l1 = L * (at % per + 1) / per;
     return (forward_task){at / per, slab->group, L * (at % per) / per};
 }
@@ -581,11 +592,16 @@ static SUFFIX(gemm_block) SUFFIX(g_block)(const void *ctx, int64_t b)
 {
     const SUFFIX(g_slab) *slab = ctx;
     const mc_geometry *g = slab->job->job->g;
-    const int64_t O = g->out_channels, L = spatial_size(g->out);
+    const int64_t O = g->out_channels, cout_g = O / g->groups, L = spatial_size(g->out);
     int64_t l1;
     const forward_task at = SUFFIX(g_block_at)(slab, b, &l1);
-    return (SUFFIX(gemm_block)){slab->job->y + (at.image * O + at.group * (O / g->groups)) * L + at.l0,
-                                L, l1 - at.l0};
+    const T *y = slab->job->y + (at.image * O + at.group * cout_g) * L + at.l0;
+    if (!slab->a_rows)
+        return (SUFFIX(gemm_block)){y, L, l1 - at.l0};
+    for (int64_t o = 0; o < cout_g; ++o)  /* tiny images: row o is theirs side by side */
+        for (int64_t i = 0; i < l1 / L; ++i)
+            memcpy(slab->a_rows + o * l1 + i * L, y + (i * O + o) * L, (size_t)L * sizeof(T));
+    return (SUFFIX(gemm_block)){slab->a_rows, l1, l1};
 }
 
 /* Columns [j0, j0 + n) of B = X'^T for positions [l0, l0 + kc) of the
@@ -599,13 +615,14 @@ SUFFIX(pack_transposed)(const SUFFIX(forward_job) *job, const T *x, int64_t l0, 
 {
     const mc_geometry *g = job->g;
     const int64_t H = job->in[1], W = job->in[2], oH = job->out[1], oW = job->out[2];
+    const int64_t L = spatial_size(g->out);
     for (int64_t s0 = 0; s0 < n; s0 += width, dst += width * kc) {
         const int64_t used = n - s0 < width ? n - s0 : width, whole = used / KQ * KQ;
         const int64_t *rows = job->rows + j0 + s0;
-        for (int64_t l = l0, run; l < l0 + kc; l += run) {
-            const int64_t ow = l % oW, oh = l / oW % oH, od = l / oW / oH;
+        for (int64_t l = l0, run; l < l0 + kc; l += run) {  /* position l % L of image l / L */
+            const int64_t ow = l % oW, oh = l / oW % oH, od = l % L / oW / oH;
             run = oW - ow < l0 + kc - l ? oW - ow : l0 + kc - l;
-            const T *base = x + (od * g->stride[0] * H + oh * g->stride[1]) * W + ow;
+            const T *base = x + l / L * job->copy_size + (od * g->stride[0] * H + oh * g->stride[1]) * W + ow;
             T *out = dst + (l - l0) * width;
             const int64_t ends = run / KQ * KQ;
             for (int64_t j = 0; j < whole; j += KQ) {
@@ -657,21 +674,28 @@ static int SUFFIX(g_implicit_task)(const void *ctx, int64_t t)
     const int64_t rows = g->channels / G * spatial_size(g->kernel);
     const int64_t gr = t / job->slabs, s = t % job->slabs;
     const int64_t b0 = job->blocks * s / job->slabs, b1 = job->blocks * (s + 1) / job->slabs;
-    const SUFFIX(g_slab) slab = {job, gr, b0};
+    const int64_t images = job->job->images, max_kc = images > 1 ? images * L : (L + job->per_image - 1) / job->per_image;
+    const SUFFIX(g_slab) slab = {job, gr, b0, images > 1 ? malloc((size_t)(cout_g * max_kc) * sizeof(T)) : NULL};
+    if (images > 1 && !slab.a_rows)
+        return MC_ERR_NOMEM;
     T *dst = job->slabs > 1 ? job->part + (s * G + gr) * cout_g * rows : job->w + gr * cout_g * rows;
-    return SUFFIX(mc_gemm_blocks)(cout_g, rows, b1 - b0, (L + job->per_image - 1) / job->per_image,
-                                  SUFFIX(g_block), SUFFIX(g_pack), &slab, dst, rows);
+    const int rc = SUFFIX(mc_gemm_blocks)(cout_g, rows, b1 - b0, max_kc, SUFFIX(g_block), SUFFIX(g_pack),
+                                          &slab, dst, rows);
+    free(slab.a_rows);
+    return rc;
 }
 
 /* g by g_implicit on nt threads, where weight_grad_implicit_pays: each
- * image's positions in per_image blocks, the batch's in `slabs`. */
+ * image's positions in per_image blocks, or tiny images `images` to a
+ * block; the batch's blocks in `slabs`. */
 static int SUFFIX(weight_grad_implicit)(const mc_geometry *g, int64_t batch, int64_t per_image,
-                                        int64_t slabs, int nt, const T *x, const T *y, T *w)
+                                        int64_t images, int64_t slabs, int nt, const T *x, const T *y,
+                                        T *w)
 {
     const int64_t O = g->out_channels, G = g->groups, rows = g->channels / G * spatial_size(g->kernel);
-    const int64_t blocks = batch * per_image;
+    const int64_t blocks = images > 1 ? (batch + images - 1) / images : batch * per_image;
     SUFFIX(forward_job) fj;
-    if (SUFFIX(forward_job_init)(&fj, g, batch, nt, 1, x) != MC_OK)
+    if (SUFFIX(forward_job_init)(&fj, g, batch, nt, images, x) != MC_OK)
         return MC_ERR_NOMEM;
     SUFFIX(g_implicit) job = {&fj, y, w, NULL, per_image, blocks, slabs};
     int rc = MC_OK;
@@ -733,10 +757,12 @@ int SUFFIX(mc_conv_weight_grad_im2col)(const mc_geometry *g, int64_t batch,
     if (batch == 0)  /* an empty sum: no GEMM below would write w */
         memset(w, 0, (size_t)(O * rows) * sizeof(T));
     const int64_t per_image = (L + 255) / 256;  /* blocks of at most 256 positions */
-    const int64_t slabs = implicit_slabs(batch * L, batch * per_image);
+    const int64_t images = batch > 0 ? images_per_task(g, batch, sizeof(T)) : 1;
+    const int64_t blocks = images > 1 ? (batch + images - 1) / images : batch * per_image;
+    const int64_t slabs = implicit_slabs(batch * L, blocks);
     const int nt = threads_for(G * slabs, batch * O * L * rows);
     if (batch * O * L * rows > 0 && weight_grad_implicit_pays(g, nt, sizeof(T)))
-        return SUFFIX(weight_grad_implicit)(g, batch, per_image, slabs, nt, x, y, w);
+        return SUFFIX(weight_grad_implicit)(g, batch, per_image, images, slabs, nt, x, y, w);
     for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
         const int64_t nb = batch - n0 < chunk ? batch - n0 : chunk;
         const SUFFIX(chunk) c = {layout(g, nb), n0, work};
@@ -946,7 +972,7 @@ static int SUFFIX(input_grad_implicit)(const mc_geometry *g, int64_t batch, int 
 {
     const int64_t G = g->groups, cout_g = g->out_channels / G, L = spatial_size(g->out);
     const int64_t rows = g->channels / G * spatial_size(g->kernel);
-    const int64_t images = images_per_task(g, batch, nt, sizeof(T));  /* tiny ones side by side */
+    const int64_t images = images_per_task(g, batch, sizeof(T));  /* tiny ones side by side */
     const int64_t panels = (images * L + H_PANEL_COLUMNS - 1) / H_PANEL_COLUMNS;
     const int64_t panel_width = ((images * L + panels - 1) / panels + 15) / 16 * 16;
     const int64_t tasks = (batch + images - 1) / images * G * panels;

@@ -451,22 +451,23 @@ def test_small_images_shared_out_in_runs(restore_threads, role, dtype):
     assert_matches_reference(results[0], role, geom, a, b, dtype)
 
 
-TINY_CASES = {  # at most 32 output positions an image: several images to a task of c and h
+TINY_CASES = {  # at most 32 output positions an image: several images to a task of c, h and g
     "mnist1d-layer-3": Case(100, 25, 25, (10,), (3,), (2,), (1,)),  # 51 images a task, 2 tasks
     "mnist1d-layer-1": Case(100, 1, 25, (40,), (5,), (2,), (1,)),  # 13 a task; h: 4 panels, the last task 3
-    "partial-last-task": Case(13, 3, 5, (40,), (5,), (2,), (2,)),  # 20 positions: 12, then 1
+    "partial-last-task": Case(13, 8, 16, (40,), (5,), (2,), (2,)),  # 20 positions: 12, then 1
     "2d-groups-dilated": Case(9, 4, 6, (7, 6), (3, 2), (1, 2), (1, 0), (0, 1), (2, 1), 2),
 }
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("role", ["forward", "input_grad"])
+@pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("name", TINY_CASES)
 def test_tiny_images_several_to_a_task(restore_threads, name, role, dtype):
-    """c and h take tiny images several at a time, their columns side by side in one task and each
-    image's copy after the last: the reference's numbers, the same bits at 1, 2 and 3 threads, and
-    for c the same bits as each image alone (a task of one image), since a GEMM's columns do not
-    depend on each other (h's sums into a copy follow the panels, which a batch cuts elsewhere)."""
+    """c, h and (where it goes without a column matrix: layer 3, the partial task) g take tiny images
+    several at a time, their columns side by side in one task and each image's copy after the last:
+    the reference's numbers, the same bits at 1, 2 and 3 threads, and for c the same bits as each
+    image alone (a task of one image), since a GEMM's columns do not depend on each other (h's sums
+    into a copy follow the panels, and g's sum the blocks, which a batch cuts elsewhere)."""
     case = TINY_CASES[name]
     geom = case.geometry()
     a, b = operands(role, geom, case.batch, dtype)
