@@ -215,15 +215,26 @@ static void padded_size(const mc_geometry *g, int64_t padded[3])
  * copies a sliver's width from where a run starts; at most 32). */
 #define COPY_SLACK 64
 
-/* Elements of each thread's copy of an (image, group) of x, COPY_SLACK
- * included, for nt threads of `elem`-byte elements; 0 for none: a pointwise
- * kernel's x (each element is packed once) or copies beyond PADDED_BYTES. */
-static int64_t copy_elements(const mc_geometry *g, int nt, size_t elem)
+/* Elements of each copy of an (image, group) of x, COPY_SLACK included,
+ * when `copies` of them (of `elem`-byte elements) fit PADDED_BYTES together;
+ * 0 if not, and for a pointwise kernel's x (each element is packed once). */
+static int64_t copy_elements(const mc_geometry *g, int64_t copies, size_t elem)
 {
     int64_t padded[3];
     padded_size(g, padded);
     const int64_t size = g->channels / g->groups * spatial_size(padded) + COPY_SLACK;
-    return !pointwise(g) && (double)nt * (double)size * (double)elem <= PADDED_BYTES ? size : 0;
+    return !pointwise(g) && (double)copies * (double)size * (double)elem <= PADDED_BYTES ? size : 0;
+}
+
+/* Threads for h and g, whose routes and sums go by the sizes alone (one
+ * copy fits), never the thread count: nt, or as many as keep their copies
+ * of `images` images each within PADDED_BYTES (nt where x needs no copy). */
+static int copy_threads(const mc_geometry *g, int nt, int64_t images, size_t elem)
+{
+    const double each = (double)images * (double)copy_elements(g, 1, elem) * (double)elem;
+    if (each <= 0 || (double)nt * each <= PADDED_BYTES)
+        return nt;
+    return PADDED_BYTES / each >= 2 ? (int)(PADDED_BYTES / each) : 1;
 }
 
 /* h as a c (input_grad_geometry, kernel.h) runs as the forward does, with
@@ -242,18 +253,19 @@ static int input_grad_as_forward(const mc_geometry *g, mc_geometry *t)
         && input_grad_geometry(g, t);
 }
 
-/* h without a column matrix or col2im (input_grad_implicit) whenever the
- * forward's copies fit and nothing is empty. Measured (h alone, against
+/* h without a column matrix or col2im (input_grad_implicit) whenever one
+ * copy fits, nothing is empty, and there are two tasks or more (one image
+ * alone goes GEMM + col2im, parallel inside the GEMM). Measured (h alone, against
  * GEMM + col2im, medians of alternating calls): strided 1.22x at one
  * thread, 1.27x at two; lenet_c1 1.3-1.6x, lenet_c2 1.05x (0.7x before the
  * scatter took channels inner), conv1d_mnist1d 1.47x, MNIST-1D's second
  * layer 1.27x and third 1.0x, depthwise 1.2x; MNIST-1D's first layer (one
  * channel, 5 rows) 0.9x, but no one asks for the gradient of the data. */
-static int input_grad_implicit_pays(const mc_geometry *g, int64_t batch, int nt, size_t elem)
+static int input_grad_implicit_pays(const mc_geometry *g, int64_t batch, size_t elem)
 {
-    const int64_t rows = g->channels / g->groups * spatial_size(g->kernel);
-    return batch * rows * spatial_size(g->out) * spatial_size(g->in) * g->out_channels > 0
-        && copy_elements(g, nt, elem) > 0;
+    return batch * g->groups >= 2 && g->channels > 0 && g->out_channels > 0
+        && spatial_size(g->kernel) > 0 && spatial_size(g->out) > 0 && spatial_size(g->in) > 0
+        && copy_elements(g, 1, elem) > 0;
 }
 
 /* h's column panels: a panel of X' (rows x panel) is added into the copy
@@ -267,11 +279,11 @@ static int input_grad_implicit_pays(const mc_geometry *g, int64_t batch, int nt,
  * cifar_3x3 1.41x, resnet_3x3 1.34x, strided 1.47x, LeNet's layers 1.8x and
  * 1.9x, conv3d_small 1.57x; conv1d_mnist1d (32 x 5: 28% of the lanes,
  * transposed 83%) 0.76x, so not. */
-static int weight_grad_implicit_pays(const mc_geometry *g, int nt, size_t elem)
+static int weight_grad_implicit_pays(const mc_geometry *g, size_t elem)
 {
     const int64_t rows = g->channels / g->groups * spatial_size(g->kernel);
     return tile_use(g->out_channels / g->groups, rows) >= 0.5
-        && (pointwise(g) || copy_elements(g, nt, elem) > 0);
+        && (pointwise(g) || copy_elements(g, 1, elem) > 0);
 }
 
 /* The implicit g's cut of the batch's positions into slabs: a power of two,
@@ -289,6 +301,15 @@ static int64_t implicit_slabs(int64_t positions, int64_t blocks)
 /* The forward's column panels: at most this many columns, so that a panel
  * of B (k-block x panel) stays in L2 beside its A block. */
 #define PANEL_COLUMNS 256
+
+/* `columns` cut into *panels equal panels of at most `most` (rounded up to
+ * whole 16-column slivers: every kernel's sliver width divides 16 or is 32);
+ * returns their width. */
+static int64_t cut_panels(int64_t columns, int64_t most, int64_t *panels)
+{
+    *panels = (columns + most - 1) / most;
+    return ((columns + *panels - 1) / *panels + 15) / 16 * 16;
+}
 
 /* Images of at most this many output positions go several to a task of c,
  * h or g, their columns side by side, up to 8 times as many: one image alone
@@ -308,7 +329,7 @@ static int64_t implicit_slabs(int64_t positions, int64_t blocks)
 static int64_t images_per_task(const mc_geometry *g, int64_t batch, size_t elem)
 {
     const int64_t L = spatial_size(g->out), size = copy_elements(g, 1, elem);
-    int64_t images = L <= SMALL_IMAGE && size > 0 ? 8 * SMALL_IMAGE / L : 1;
+    int64_t images = L > 0 && L <= SMALL_IMAGE && size > 0 ? 8 * SMALL_IMAGE / L : 1;
     images = images < batch ? images : batch;
     while (images > 1 && (double)images * (double)size * (double)elem > TASK_COPY_BYTES)
         --images;

@@ -160,13 +160,31 @@ static forward_task SUFFIX(forward_task_of)(const SUFFIX(forward_job) *job, int6
                           t % job->panels * job->panel_width};
 }
 
+/* How many images a task from `image` on takes: job->images, fewer at the
+ * end of the batch. */
+static int64_t SUFFIX(task_images)(const SUFFIX(forward_job) *job, int64_t image)
+{
+    return job->batch - image < job->images ? job->batch - image : job->images;
+}
+
 /* The columns of task `at`'s panel: its images' positions side by side,
  * from at.l0; none for the last panels of a last task of fewer images. */
 static int64_t SUFFIX(panel_columns)(const SUFFIX(forward_job) *job, forward_task at)
 {
-    const int64_t images = job->batch - at.image < job->images ? job->batch - at.image : job->images;
-    const int64_t left = images * spatial_size(job->g->out) - at.l0;
+    const int64_t left = SUFFIX(task_images)(job, at.image) * spatial_size(job->g->out) - at.l0;
     return left < 0 ? 0 : left < job->panel_width ? left : job->panel_width;
+}
+
+/* Column l of a task (position l % L of its image l / L) in the task's
+ * copies: the offset where its window starts, and *run, how many columns
+ * from l on, up to `end`, share its output row (so step along the copy). */
+static int64_t SUFFIX(run_at)(const SUFFIX(forward_job) *job, int64_t l, int64_t end, int64_t *run)
+{
+    const mc_geometry *g = job->g;
+    const int64_t H = job->in[1], W = job->in[2], oH = job->out[1], oW = job->out[2], L = spatial_size(g->out);
+    const int64_t ow = l % oW, oh = l / oW % oH, od = l % L / oW / oH;
+    *run = oW - ow < end - l ? oW - ow : end - l;
+    return l / L * job->copy_size + (od * g->stride[0] * H + oh * g->stride[1]) * W + ow;
 }
 
 /* One group's channels of one image, x, into dst with their zero padding
@@ -237,7 +255,7 @@ static const T *SUFFIX(channels_of)(const SUFFIX(forward_job) *job, forward_task
     const int me = omp_get_thread_num();
     T *mine = job->padded + me * job->images * job->copy_size;
     if (job->holds[me] != at.image * g->groups + at.group) {
-        const int64_t images = job->batch - at.image < job->images ? job->batch - at.image : job->images;
+        const int64_t images = SUFFIX(task_images)(job, at.image);
         for (int64_t i = 0; i < images; ++i)
             SUFFIX(pad_channels)(job, x + i * image_size, mine + i * job->copy_size);
         job->holds[me] = at.image * g->groups + at.group;
@@ -347,15 +365,10 @@ static inline __attribute__((always_inline)) MC_INLINE_LOOPS void
 SUFFIX(pack_copied)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int64_t kc,
                     int64_t l0, int64_t nr, const int64_t width, T *restrict dst)
 {
-    const mc_geometry *g = job->g;
-    const int64_t H = job->in[1], W = job->in[2], oH = job->out[1], oW = job->out[2];
-    const int64_t L = spatial_size(g->out);
     const T *from[32];  /* a sliver is at most 32 wide (gemm.c) */
     int64_t at[32], count = 0;
-    for (int64_t l = l0, run; l < l0 + nr; l += run) {  /* column l: position l % L of image l / L */
-        const int64_t ow = l % oW, oh = l / oW % oH, od = l % L / oW / oH;
-        run = oW - ow < l0 + nr - l ? oW - ow : l0 + nr - l;
-        from[count] = x + l / L * job->copy_size + (od * g->stride[0] * H + oh * g->stride[1]) * W + ow;
+    for (int64_t l = l0, run; l < l0 + nr; l += run) {
+        from[count] = x + SUFFIX(run_at)(job, l, l0 + nr, &run);
         at[count++] = l - l0;
     }
     const int64_t *rows = job->rows + p0;
@@ -460,7 +473,7 @@ static int SUFFIX(forward_job_init)(SUFFIX(forward_job) *job, const mc_geometry 
 {
     const int64_t G = g->groups, L = spatial_size(g->out), rows = g->channels / G * spatial_size(g->kernel);
     const int flat = pointwise(g);
-    const int64_t copy_size = copy_elements(g, nt, sizeof(T));
+    const int64_t copy_size = copy_elements(g, nt * images, sizeof(T));
     const int copied = copy_size > 0;
     int64_t padded[3];
     padded_size(g, padded);
@@ -505,13 +518,15 @@ int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
         memset(y, 0, (size_t)(batch * O * L) * sizeof(T));
         return MC_OK;
     }
-    /* equal panels of whole 16-column slivers (every kernel's sliver width divides 16 or is 32);
-     * tiny images several to a task, in one panel */
-    const int64_t panels = (L + PANEL_COLUMNS - 1) / PANEL_COLUMNS;
-    const int nt = threads_for(batch * G * panels, batch * O * L * rows);
-    const int64_t images = images_per_task(g, batch, sizeof(T));
-    const int64_t panel_width = ((images * L + panels - 1) / panels + 15) / 16 * 16;
+    /* tiny images several to a task (in one panel), where all threads' copies fit: the
+     * forward's bits depend on neither */
+    int64_t images = images_per_task(g, batch, sizeof(T)), panels;
+    const int nt0 = threads_for(batch * G * ((L + PANEL_COLUMNS - 1) / PANEL_COLUMNS), batch * O * L * rows);
+    if (copy_elements(g, nt0 * images, sizeof(T)) == 0)
+        images = 1;
+    const int64_t panel_width = cut_panels(images * L, PANEL_COLUMNS, &panels);
     const int64_t tasks = (batch + images - 1) / images * G * panels;
+    const int nt = nt0 < tasks ? nt0 : (int)tasks;
     SUFFIX(forward_job) job;
     if (SUFFIX(forward_job_init)(&job, g, batch, nt, images, x) != MC_OK)
         return MC_ERR_NOMEM;
@@ -581,7 +596,7 @@ static forward_task SUFFIX(g_block_at)(const SUFFIX(g_slab) *slab, int64_t b, in
     const int64_t per = slab->job->per_image, at = slab->b0 + b, L = spatial_size(fj->g->out);
     if (fj->images > 1) {
         const int64_t image = at * fj->images;
-        *l1 = (fj->batch - image < fj->images ? fj->batch - image : fj->images) * L;
+        *l1 = SUFFIX(task_images)(fj, image) * L;
         return (forward_task){image, slab->group, 0};
     }
     *l1 = L * (at % per + 1) / per;
@@ -613,16 +628,11 @@ static inline __attribute__((always_inline)) void
 SUFFIX(pack_transposed)(const SUFFIX(forward_job) *job, const T *x, int64_t l0, int64_t kc,
                         int64_t j0, int64_t n, const int64_t width, T *restrict dst)
 {
-    const mc_geometry *g = job->g;
-    const int64_t H = job->in[1], W = job->in[2], oH = job->out[1], oW = job->out[2];
-    const int64_t L = spatial_size(g->out);
     for (int64_t s0 = 0; s0 < n; s0 += width, dst += width * kc) {
         const int64_t used = n - s0 < width ? n - s0 : width, whole = used / KQ * KQ;
         const int64_t *rows = job->rows + j0 + s0;
-        for (int64_t l = l0, run; l < l0 + kc; l += run) {  /* position l % L of image l / L */
-            const int64_t ow = l % oW, oh = l / oW % oH, od = l % L / oW / oH;
-            run = oW - ow < l0 + kc - l ? oW - ow : l0 + kc - l;
-            const T *base = x + l / L * job->copy_size + (od * g->stride[0] * H + oh * g->stride[1]) * W + ow;
+        for (int64_t l = l0, run; l < l0 + kc; l += run) {
+            const T *base = x + SUFFIX(run_at)(job, l, l0 + kc, &run);
             T *out = dst + (l - l0) * width;
             const int64_t ends = run / KQ * KQ;
             for (int64_t j = 0; j < whole; j += KQ) {
@@ -694,6 +704,7 @@ static int SUFFIX(weight_grad_implicit)(const mc_geometry *g, int64_t batch, int
 {
     const int64_t O = g->out_channels, G = g->groups, rows = g->channels / G * spatial_size(g->kernel);
     const int64_t blocks = images > 1 ? (batch + images - 1) / images : batch * per_image;
+    nt = copy_threads(g, nt, images, sizeof(T));
     SUFFIX(forward_job) fj;
     if (SUFFIX(forward_job_init)(&fj, g, batch, nt, images, x) != MC_OK)
         return MC_ERR_NOMEM;
@@ -761,7 +772,7 @@ int SUFFIX(mc_conv_weight_grad_im2col)(const mc_geometry *g, int64_t batch,
     const int64_t blocks = images > 1 ? (batch + images - 1) / images : batch * per_image;
     const int64_t slabs = implicit_slabs(batch * L, blocks);
     const int nt = threads_for(G * slabs, batch * O * L * rows);
-    if (batch * O * L * rows > 0 && weight_grad_implicit_pays(g, nt, sizeof(T)))
+    if (batch * O * L * rows > 0 && weight_grad_implicit_pays(g, sizeof(T)))
         return SUFFIX(weight_grad_implicit)(g, batch, per_image, images, slabs, nt, x, y, w);
     for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
         const int64_t nb = batch - n0 < chunk ? batch - n0 : chunk;
@@ -831,12 +842,9 @@ static void SUFFIX(scatter_copied)(const SUFFIX(forward_job) *job, const T *rest
                                    int64_t l0, int64_t n, T *restrict x)
 {
     const mc_geometry *g = job->g;
-    const int64_t H = job->in[1], W = job->in[2], oH = job->out[1], oW = job->out[2];
-    const int64_t K = spatial_size(g->kernel), cin_g = g->channels / g->groups, L = spatial_size(g->out);
-    for (int64_t l = l0, run; l < l0 + n; l += run) {  /* column l: position l % L of image l / L */
-        const int64_t ow = l % oW, oh = l / oW % oH, od = l % L / oW / oH;
-        run = oW - ow < l0 + n - l ? oW - ow : l0 + n - l;
-        T *to = x + l / L * job->copy_size + (od * g->stride[0] * H + oh * g->stride[1]) * W + ow;
+    const int64_t K = spatial_size(g->kernel), cin_g = g->channels / g->groups;
+    for (int64_t l = l0, run; l < l0 + n; l += run) {
+        T *to = x + SUFFIX(run_at)(job, l, l0 + n, &run);
         const T *from = c + (l - l0);
         /* row r = ch * K + k; channels inner: the next tap's run overlaps this
          * one's one element on, and loading it right after the store would
@@ -894,7 +902,8 @@ static SUFFIX(gemm_panel) SUFFIX(h_panel)(const void *ctx, int64_t t)
 /* Several tiny images' Y' side by side (their rows image_stride apart in y):
  * columns [l0, l0 + n), rows [p0, p0 + kc), as slivers `width` wide (see
  * gemm_pack_fn). Row by row, in pieces that lie within one image and one
- * sliver, the image and position counted along. */
+ * sliver, the image and position counted along (one image's rows are whole
+ * slivers of one line: pack_flat). */
 static inline __attribute__((always_inline)) void
 SUFFIX(pack_images)(const T *y, int64_t L, int64_t image_stride, int64_t p0, int64_t kc, int64_t l0,
                     int64_t n, const int64_t width, T *restrict dst)
@@ -953,7 +962,7 @@ static void SUFFIX(h_take)(const void *ctx, int64_t t, const T *c, int64_t c_rs)
     const mc_geometry *g = job->g;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
     const int64_t n = SUFFIX(panel_columns)(job, at), L = spatial_size(g->out);
-    const int64_t images = job->batch - at.image < job->images ? job->batch - at.image : job->images;
+    const int64_t images = SUFFIX(task_images)(job, at.image);
     T *mine = job->padded + omp_get_thread_num() * job->images * job->copy_size;
     if (at.l0 == 0)
         memset(mine, 0, (size_t)(images * job->copy_size) * sizeof(T));
@@ -967,15 +976,15 @@ static void SUFFIX(h_take)(const void *ctx, int64_t t, const T *c, int64_t c_rs)
     }
 }
 
-static int SUFFIX(input_grad_implicit)(const mc_geometry *g, int64_t batch, int nt,
-                                       const T *restrict w, const T *restrict y, T *restrict x)
+static int SUFFIX(input_grad_implicit)(const mc_geometry *g, int64_t batch, const T *restrict w,
+                                       const T *restrict y, T *restrict x)
 {
     const int64_t G = g->groups, cout_g = g->out_channels / G, L = spatial_size(g->out);
     const int64_t rows = g->channels / G * spatial_size(g->kernel);
-    const int64_t images = images_per_task(g, batch, sizeof(T));  /* tiny ones side by side */
-    const int64_t panels = (images * L + H_PANEL_COLUMNS - 1) / H_PANEL_COLUMNS;
-    const int64_t panel_width = ((images * L + panels - 1) / panels + 15) / 16 * 16;
-    const int64_t tasks = (batch + images - 1) / images * G * panels;
+    const int64_t images = images_per_task(g, batch, sizeof(T)), runs = (batch + images - 1) / images * G;
+    int64_t panels;
+    const int64_t panel_width = cut_panels(images * L, H_PANEL_COLUMNS, &panels), tasks = runs * panels;
+    const int nt = copy_threads(g, threads_for(runs, batch * cout_g * G * rows * L), images, sizeof(T));
     T *wt = malloc((size_t)(G * rows * cout_g) * sizeof(T));  /* W_gr^T, row-major */
     SUFFIX(forward_job) job;
     if (!wt || SUFFIX(forward_job_init)(&job, g, batch, nt, images, x) != MC_OK) {
@@ -1005,10 +1014,8 @@ int SUFFIX(mc_conv_input_grad_im2col)(const mc_geometry *g, int64_t batch,
     mc_geometry t;
     if (input_grad_as_forward(g, &t))
         return SUFFIX(input_grad_by_forward)(g, &t, batch, w, y, x);
-    const int nt = threads_for(batch * g->groups, batch * g->out_channels * spatial_size(g->out)
-                               * (g->channels / g->groups) * spatial_size(g->kernel));
-    if (input_grad_implicit_pays(g, batch, nt, sizeof(T)))
-        return SUFFIX(input_grad_implicit)(g, batch, nt, w, y, x);
+    if (input_grad_implicit_pays(g, batch, sizeof(T)))
+        return SUFFIX(input_grad_implicit)(g, batch, w, y, x);
     for (int64_t n0 = 0; n0 < batch; n0 += chunk) {
         const int64_t nb = batch - n0 < chunk ? batch - n0 : chunk;
         const SUFFIX(chunk) c = {layout(g, nb), n0, work};

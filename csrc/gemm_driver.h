@@ -108,10 +108,11 @@ int SUFFIX(mc_gemm)(int64_t m, int64_t n, int64_t k,
  * its first k-block to its last, so there are no barriers, and every element
  * of C is summed in the same order at any thread count. The k-blocks are cut
  * evenly (576 = 3 x 192, not 256 + 256 + 64): a thin last block pays C's
- * loads and stores for a few FMAs. With a take (the implicit col2im of h),
- * each panel's C is made in the thread's scratch and handed over whole; a
- * run of panels (one image's) stays on one thread, in order, so that take
- * may add it into one place in the same order at any thread count. */
+ * loads and stores for a few FMAs. With a take (the implicit col2im of h,
+ * tiny images' forward), each panel's C is made in the thread's scratch and
+ * handed over whole; a run of panels (one task's: an image and group, or
+ * several tiny images) stays on one thread, in order, so that take may add
+ * it into one place in the same order at any thread count. */
 int SUFFIX(mc_gemm_panels)(int64_t m, int64_t k, int64_t count_a, const T *a,
                            int64_t panels, int64_t run, int64_t max_n, SUFFIX(gemm_panel_fn) panel_of,
                            SUFFIX(gemm_pack_fn) pack, SUFFIX(gemm_take_fn) take, const void *ctx, int nt)

@@ -453,9 +453,13 @@ def test_small_images_shared_out_in_runs(restore_threads, role, dtype):
 
 TINY_CASES = {  # at most 32 output positions an image: several images to a task of c, h and g
     "mnist1d-layer-3": Case(100, 25, 25, (10,), (3,), (2,), (1,)),  # 51 images a task, 2 tasks
-    "mnist1d-layer-1": Case(100, 1, 25, (40,), (5,), (2,), (1,)),  # 13 a task; h: 4 panels, the last task 3
+    # 19 positions, 13 images a task: the last of 8 has 9 (h: 4 panels of 64, its last one empty)
+    "mnist1d-layer-1": Case(100, 1, 25, (40,), (5,), (2,), (1,)),
     "partial-last-task": Case(13, 8, 16, (40,), (5,), (2,), (2,)),  # 20 positions: 12, then 1
-    "2d-groups-dilated": Case(9, 4, 6, (7, 6), (3, 2), (1, 2), (1, 0), (0, 1), (2, 1), 2),
+    # 4 x 2 x 2 positions, groups, dilation: 16 images a task (16, 16, 8); g implicit (6 x 48)
+    "3d-groups-dilated": Case(40, 8, 12, (4, 5, 5), (2, 3, 2), (1, 2, 2), (0, 1, 0), (1, 0, 1), (1, 1, 2), 2),
+    # 10 positions, 25 images a block: g's 21 blocks in 4 slabs, side by side on threads
+    "many-slabs": Case(512, 8, 16, (20,), (3,), (2,), (1,)),
 }
 
 
@@ -480,6 +484,24 @@ def test_tiny_images_several_to_a_task(restore_threads, name, role, dtype):
     if role == "forward":
         alone = np.concatenate([conv(role, "im2col", geom, 1, a[n:n + 1], b) for n in range(case.batch)])
         assert results[0].tobytes() == alone.tobytes()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_tiny_images_with_more_threads_than_copies_fit(restore_threads, role):
+    """32 positions from 64 channels of 1100: three images' copies (282 KB each) to a task, but 64
+    threads' copies (64 images, a task each) would pass 16 MB. The forward then takes one image a
+    task from x itself, h and g keep their tasks on fewer threads: the same bits as one thread, and
+    the reference's numbers."""
+    case = Case(64, 64, 4, (1100,), (3,), (35,), (0,))
+    geom = case.geometry()
+    assert geom.out_size == (32,)
+    a, b = operands(role, geom, case.batch, np.float32, seed=8)
+    K.set_num_threads(1)
+    one = conv(role, "im2col", geom, case.batch, a, b)
+    K.set_num_threads(64)
+    many = conv(role, "im2col", geom, case.batch, a, b)
+    assert many.tobytes() == one.tobytes()
+    assert_matches_reference(many, role, geom, a, b, np.float32)
 
 
 # ---- hypothesis -------------------------------------------------------------------
@@ -607,10 +629,11 @@ def test_input_grad_past_the_padded_copy_budget(restore_threads, threads):
     K.set_num_threads(threads)
     assert 4 * 64 * 257 * 264 > 16 << 20  # one padded float32 copy of the first size is past it
     for size in ((255, 259), (15, 259)):  # past the budget, and within it
-        geom = Case(1, 64, 8, size, (3, 3), (2, 2), pad=(1, 2)).geometry()
-        w, y = operands("input_grad", geom, 1, np.float32, seed=7)
-        im2col = conv("input_grad", "im2col", geom, 1, w, y)
-        direct = conv("input_grad", "direct", geom, 1, w, y)
+        batch = 1 if size[0] > 16 else 2  # the implicit h needs two tasks
+        geom = Case(batch, 64, 8, size, (3, 3), (2, 2), pad=(1, 2)).geometry()
+        w, y = operands("input_grad", geom, batch, np.float32, seed=7)
+        im2col = conv("input_grad", "im2col", geom, batch, w, y)
+        direct = conv("input_grad", "direct", geom, batch, w, y)
         np.testing.assert_allclose(im2col, direct, rtol=1e-4, atol=1e-4)
 
 
