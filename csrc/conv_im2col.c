@@ -336,6 +336,18 @@ static int64_t images_per_task(const mc_geometry *g, int64_t batch, size_t elem)
     return images > 1 ? images : 1;
 }
 
+/* PACK(w) with w the sliver width, a constant for each kernel's (gemm.c: 4,
+ * 8, 16, 32), so that every packing loop is compiled for a fixed width; any
+ * other width as it comes. */
+#define WITH_SLIVER_WIDTH(width, PACK) \
+    switch (width) {                   \
+    case 4: PACK(4); break;            \
+    case 8: PACK(8); break;            \
+    case 16: PACK(16); break;          \
+    case 32: PACK(32); break;          \
+    default: PACK(width);              \
+    }
+
 /* One task of the forward: which image, which group, and the first column
  * of its panel. */
 typedef struct forward_task {

@@ -447,13 +447,9 @@ static MC_INLINE_LOOPS void SUFFIX(forward_pack)(const void *ctx, int64_t t, int
     const SUFFIX(forward_job) *job = ctx;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
     const T *x = SUFFIX(channels_of)(job, at);
-    switch (width) { /* every kernel's sliver width (gemm.c): a constant in each copy */
-    case 4: SUFFIX(pack_panel)(job, x, p0, kc, at.l0, n, 4, dst); break;
-    case 8: SUFFIX(pack_panel)(job, x, p0, kc, at.l0, n, 8, dst); break;
-    case 16: SUFFIX(pack_panel)(job, x, p0, kc, at.l0, n, 16, dst); break;
-    case 32: SUFFIX(pack_panel)(job, x, p0, kc, at.l0, n, 32, dst); break;
-    default: SUFFIX(pack_panel)(job, x, p0, kc, at.l0, n, width, dst);
-    }
+#define PACK(w) SUFFIX(pack_panel)(job, x, p0, kc, at.l0, n, w, dst)
+    WITH_SLIVER_WIDTH(width, PACK)
+#undef PACK
 }
 
 static void SUFFIX(forward_job_free)(SUFFIX(forward_job) *job)
@@ -668,11 +664,9 @@ static void SUFFIX(g_pack)(const void *ctx, int64_t b, int64_t j0, int64_t n, in
     int64_t l1;
     const forward_task at = SUFFIX(g_block_at)(slab, b, &l1);
     const T *x = SUFFIX(channels_of)(slab->job->job, at);
-    switch (width) { /* every kernel's sliver width (gemm.c): a constant in each copy */
-    case 8: SUFFIX(pack_transposed)(slab->job->job, x, at.l0, l1 - at.l0, j0, n, 8, dst); break;
-    case 16: SUFFIX(pack_transposed)(slab->job->job, x, at.l0, l1 - at.l0, j0, n, 16, dst); break;
-    default: SUFFIX(pack_transposed)(slab->job->job, x, at.l0, l1 - at.l0, j0, n, width, dst);
-    }
+#define PACK(w) SUFFIX(pack_transposed)(slab->job->job, x, at.l0, l1 - at.l0, j0, n, w, dst)
+    WITH_SLIVER_WIDTH(width, PACK)
+#undef PACK
 }
 
 /* Task t: slab t % slabs of group t / slabs. */
@@ -936,21 +930,10 @@ static MC_INLINE_LOOPS void SUFFIX(h_pack)(const void *ctx, int64_t t, int64_t p
     const forward_task at = SUFFIX(forward_task_of)(job, t);
     const int64_t G = job->g->groups, O = job->g->out_channels, L = spatial_size(job->g->out);
     const T *y = job->y + (at.image * G + at.group) * (O / G) * L;
-    if (job->images > 1) {
-        switch (width) {
-        case 8: SUFFIX(pack_images)(y, L, O * L, p0, kc, at.l0, n, 8, dst); break;
-        case 16: SUFFIX(pack_images)(y, L, O * L, p0, kc, at.l0, n, 16, dst); break;
-        default: SUFFIX(pack_images)(y, L, O * L, p0, kc, at.l0, n, width, dst);
-        }
-        return;
-    }
-    switch (width) { /* every kernel's sliver width (gemm.c): a constant in each copy */
-    case 4: SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, 4, dst); break;
-    case 8: SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, 8, dst); break;
-    case 16: SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, 16, dst); break;
-    case 32: SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, 32, dst); break;
-    default: SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, width, dst);
-    }
+#define PACK(w) (job->images > 1 ? SUFFIX(pack_images)(y, L, O * L, p0, kc, at.l0, n, w, dst) \
+                                 : SUFFIX(pack_flat)(y, L, p0, kc, at.l0, n, w, dst))
+    WITH_SLIVER_WIDTH(width, PACK)
+#undef PACK
 }
 
 /* Task t's panel of X', c, into this thread's copies of its images: zeroed
