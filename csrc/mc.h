@@ -65,6 +65,10 @@ const char *mc_simd_name(void);        /* "avx512" / "avx2" / "generic" */
  * `iterations` rounds of independent vector FMAs (csrc/peak.c); -1 for iterations < 1. */
 double mc_peak_gflops(int64_t iterations);
 
+/* Keep freed memory for reuse instead of handing it back to the system after every free (glibc's
+ * malloc thresholds, process-wide); 1 if done, 0 where the C library has no such setting. */
+int mc_keep_freed_memory(void);
+
 /* The C compiler flags this library was built with (minitorch_conv/_build.py). */
 const char *mc_build_flags(void);
 

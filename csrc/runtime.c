@@ -1,5 +1,10 @@
-/* runtime.c — thread count and SIMD path, the two knobs every kernel reads. */
+/* runtime.c — thread count and SIMD path, the two knobs every kernel reads; and how freed memory
+ * is kept. */
 #include <omp.h>
+#include <stdlib.h> /* for __GLIBC__ */
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "mc.h"
 
@@ -64,3 +69,17 @@ const char *mc_simd_name(void)
 #endif
 
 const char *mc_build_flags(void) { return MC_BUILD_FLAGS; }
+
+/* glibc hands freed memory back to the system once the free space at the top of the heap passes
+ * a threshold (by default twice the largest block freed so far), and serves blocks past another
+ * one by mmap, freed by munmap: a training step frees and allocates its activations and their
+ * gradients again, and each time their pages fault back in, zeroed. Fixed thresholds (the largest
+ * glibc takes for mmap, and 256 MB of free heap kept) stop that; malloc_trim still hands it back. */
+int mc_keep_freed_memory(void)
+{
+#if defined(__GLIBC__)
+    return mallopt(M_MMAP_THRESHOLD, 32 << 20) && mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#else
+    return 0;
+#endif
+}

@@ -30,6 +30,8 @@ def info(args=None):
     print(f"SIMD path:      {_kernels.simd_path()} (chosen at run time; MINITORCH_CONV_SIMD=avx512|avx2|generic forces one)")
     print(f"threads:        {_kernels.get_num_threads()} (mc.set_num_threads or OMP_NUM_THREADS)")
     print(f"compiler flags: {_kernels.build_flags()}")
+    print(f"freed memory:   {'kept for reuse' if _kernels.keeps_freed_memory() else 'malloc default'}"
+          " (MINITORCH_CONV_KEEP_MEMORY=0 leaves malloc alone)")
     print(f"numpy {numpy.__version__}, cffi {cffi.__version__}, "
           f"Python {platform.python_version()} on {platform.system()} {platform.machine()}")
 

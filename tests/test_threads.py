@@ -1,4 +1,4 @@
-"""Thread count, OMP_WAIT_POLICY and SIMD selection at import, and the spin regression.
+"""Thread count, OMP_WAIT_POLICY, SIMD selection and malloc's thresholds at import, and the spin regression.
 
 Import-time behaviour is tested in subprocesses with a controlled environment, since
 this process has imported the package (and loaded libgomp) already."""
@@ -21,7 +21,7 @@ def run_python(code, env_set=None, env_unset=(), timeout=120):
     """Run code in a fresh interpreter importing this same package; return its stdout
     (its last line parsed as JSON) and stderr."""
     env = dict(os.environ)
-    for name in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MINITORCH_CONV_SIMD", *env_unset):
+    for name in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MINITORCH_CONV_SIMD", "MINITORCH_CONV_KEEP_MEMORY", *env_unset):
         env.pop(name, None)
     env.update(env_set or {})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
@@ -115,6 +115,38 @@ def test_unknown_simd_name_in_environment_warns_and_uses_best():
     """, env_set={"MINITORCH_CONV_SIMD": "sse9"})
     assert path == best
     assert "MINITORCH_CONV_SIMD" in err and "sse9" in err
+
+
+# A training step's pattern: activations and gradients of a few sizes allocated and freed again.
+# Kept memory serves them again without a page fault; glibc's default faults them back in.
+FAULTS_SCRIPT = """
+    import json, platform, resource
+    import numpy as np
+    import minitorch_conv._kernels as K
+
+    def step():
+        activations = [np.ones(n, np.float32) for n in (221184, 221184, 55296, 65536, 221184)]
+        grad = np.ones(2_000_000, np.float32)
+        del activations
+        grad = np.ones(300_000, np.float32)
+
+    step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        step()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    print(json.dumps([K.keeps_freed_memory(), faults, platform.libc_ver()[0]]))
+"""
+
+
+def test_freed_memory_is_kept_for_reuse_unless_the_environment_says_no():
+    (kept, kept_faults, libc), _ = run_python(FAULTS_SCRIPT)
+    if libc != "glibc":
+        pytest.skip(f"malloc's thresholds are glibc's; this C library is {libc or 'unknown'}")
+    (left, default_faults, _), _ = run_python(FAULTS_SCRIPT, env_set={"MINITORCH_CONV_KEEP_MEMORY": "0"})
+    assert kept and not left
+    assert default_faults > 500, default_faults  # else the pattern no longer shows glibc's churn
+    assert kept_faults < default_faults / 10, (kept_faults, default_faults)
 
 
 # The regression: with spinning idle OpenMP threads (libgomp's default wait policy),
