@@ -275,3 +275,18 @@ def test_bench_threads_script_alternates_thread_counts(restore_threads, capsys):
         assert float(speed_up) == pytest.approx(float(one) / float(two), rel=0.02, abs=0.01)
     with pytest.raises(SystemExit, match="maxpool2d is not a convolution"):
         script["main"](["--rounds", "1", "--only", "maxpool2d"])
+
+
+def test_bench_step_worker_times_a_step_and_its_share_in_c(restore_threads):
+    """benchmarks/bench_step.py's measurement (the README's training-step rows): a positive step time,
+    a share in C strictly between 0 and 1 (the kernels run, and so does Python), faults counted, and
+    the kernel entry point put back afterwards."""
+    import runpy
+    from minitorch_conv import _kernels
+    script = runpy.run_path(str(__import__("pathlib").Path(__file__).parents[1] / "benchmarks" / "bench_step.py"))
+    run = _kernels.run
+    for model in script["MODELS"]:
+        row = script["worker"](model, "ours", 1, 2, 2)
+        assert row["model"] == model and row["step_ms"] > 0 and row["page_faults_per_step"] >= 0
+        assert 0 < row["in_c_kernels"] < 1
+    assert _kernels.run is run
