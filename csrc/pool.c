@@ -33,8 +33,6 @@ static inline int64_t window_count(int64_t start, int64_t k, int64_t pad, int64_
     return end - start;
 }
 
-static inline int64_t plane_size(const int64_t size[3]) { return size[0] * size[1] * size[2]; }
-
 /* What every plane shares, computed once per call so that the loops over a plane divide nothing:
  * for each output position o of each axis, the window [lo, hi) of adaptive pooling, or average
  * pooling's divisor factor count; and for each kernel column kw, the output columns [first, end)
@@ -77,7 +75,7 @@ static int windows_make(struct windows *win, const mc_geometry *g, int adaptive,
 static inline int pool_threads(const mc_geometry *g, int64_t batch)
 {
     const int64_t planes = batch * g->channels;
-    return threads_for(planes, planes * (plane_size(g->in) + plane_size(g->out)));
+    return threads_for(planes, planes * (spatial_size(g->in) + spatial_size(g->out)));
 }
 
 /* TAP: the index type of max pooling's row scratch, as wide as T so that comparisons and

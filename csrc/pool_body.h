@@ -75,7 +75,7 @@ static int SUFFIX(max_forward)(const mc_geometry *g, int64_t batch, int adaptive
 {
     if (!geometry_ok(g, batch))
         return MC_ERR_ARG;
-    const int64_t planes = batch * g->channels, in = plane_size(g->in), out = plane_size(g->out);
+    const int64_t planes = batch * g->channels, in = spatial_size(g->in), out = spatial_size(g->out);
     if (sizeof(TAP) < sizeof(int64_t) && in > INT32_MAX)
         return MC_ERR_ARG;
     if (adaptive)
@@ -134,7 +134,7 @@ int SUFFIX(mc_max_pool_scatter)(const mc_geometry *g, int64_t batch, int64_t acc
 {
     if (!geometry_ok(g, batch))
         return MC_ERR_ARG;
-    const int64_t planes = batch * g->channels, in = plane_size(g->in), out = plane_size(g->out);
+    const int64_t planes = batch * g->channels, in = spatial_size(g->in), out = spatial_size(g->out);
     const int nt = pool_threads(g, batch);
 
     #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -163,7 +163,7 @@ int SUFFIX(mc_max_pool_gather)(const mc_geometry *g, int64_t batch, const int64_
 {
     if (!geometry_ok(g, batch))
         return MC_ERR_ARG;
-    const int64_t planes = batch * g->channels, in = plane_size(g->in), out = plane_size(g->out);
+    const int64_t planes = batch * g->channels, in = spatial_size(g->in), out = spatial_size(g->out);
     const int nt = pool_threads(g, batch);
 
     #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -189,7 +189,7 @@ static void SUFFIX(avg_plane)(const mc_geometry *g, const struct windows *win, i
     const int64_t oW = g->out[2];
     const int64_t *restrict count_w = win->count[2];
     if (adjoint)
-        memset(x, 0, (size_t)plane_size(g->in) * sizeof(T));
+        memset(x, 0, (size_t)spatial_size(g->in) * sizeof(T));
     for (int64_t od = 0; od < g->out[0]; ++od)
     for (int64_t oh = 0; oh < g->out[1]; ++oh, y += oW) {
         const int64_t area = win->count[0][od] * win->count[1][oh];
@@ -238,7 +238,7 @@ static int SUFFIX(avg)(const mc_geometry *g, int64_t batch, int adjoint, int64_t
     struct windows win;
     if (windows_make(&win, g, 0, count_include_pad) != MC_OK)
         return MC_ERR_NOMEM;
-    const int64_t planes = batch * g->channels, in = plane_size(g->in), out = plane_size(g->out);
+    const int64_t planes = batch * g->channels, in = spatial_size(g->in), out = spatial_size(g->out);
     const int nt = pool_threads(g, batch);
     int failed = 0;
 
