@@ -29,6 +29,19 @@ static void SUFFIX(max_plane)(const mc_geometry *g, const struct windows *win, c
                     continue;
                 const T *restrict row = x + (id * H + ih) * W;
                 const TAP base = (TAP)((id * H + ih) * W);
+                if (win->pairs) {  /* both taps of the row, in order, in one pass (after the first,
+                                      the window has an element) */
+                    for (int64_t ow = 0; ow < oW; ++ow) {
+                        const T v0 = row[2 * ow], v1 = row[2 * ow + 1];
+                        const int take0 = (v0 > y[ow]) | (v0 != v0) | (at[ow] < 0);
+                        const T y0 = take0 ? v0 : y[ow];
+                        const TAP a0 = take0 ? base + (TAP)(2 * ow) : at[ow];
+                        const int take1 = (v1 > y0) | (v1 != v1);
+                        y[ow] = take1 ? v1 : y0;
+                        at[ow] = take1 ? base + (TAP)(2 * ow + 1) : a0;
+                    }
+                    continue;
+                }
                 for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
                     const int64_t off = kw * g->dilation[2] - g->pad[2];
                     for (int64_t ow = win->first[kw]; ow < win->end[kw]; ++ow) {
@@ -209,6 +222,18 @@ static void SUFFIX(avg_plane)(const mc_geometry *g, const struct windows *win, i
                 if (!in_range(ih, H))
                     continue;
                 T *restrict row = x + (id * H + ih) * W;
+                if (win->pairs && adjoint) {  /* both taps of the row in one pass */
+                    for (int64_t ow = 0; ow < oW; ++ow) {
+                        row[2 * ow] += share[ow];
+                        row[2 * ow + 1] += share[ow];
+                    }
+                    continue;
+                }
+                if (win->pairs) {
+                    for (int64_t ow = 0; ow < oW; ++ow)
+                        y[ow] = y[ow] + row[2 * ow] + row[2 * ow + 1];  /* (y + left) + right, as tap by tap */
+                    continue;
+                }
                 for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
                     const int64_t off = kw - g->pad[2];
                     if (adjoint) {
