@@ -195,20 +195,18 @@ int SUFFIX(mc_max_pool_gather)(const mc_geometry *g, int64_t batch, const int64_
  * its divisor. Adjoint: x = 0; each output over its divisor (the row `share`) is added to the
  * elements of its window, tap by tap. Padding reads as zero; dilation 1. */
 static void SUFFIX(avg_plane)(const mc_geometry *g, const struct windows *win, int adjoint,
-                              int64_t divisor_override, T *restrict share, T *restrict x,
+                              const T *restrict divisors, T *restrict share, T *restrict x,
                               T *restrict y)
 {
     const int64_t D = g->in[0], H = g->in[1], W = g->in[2], s = g->stride[2];
     const int64_t oW = g->out[2];
-    const int64_t *restrict count_w = win->count[2];
     if (adjoint)
         memset(x, 0, (size_t)spatial_size(g->in) * sizeof(T));
     for (int64_t od = 0; od < g->out[0]; ++od)
-    for (int64_t oh = 0; oh < g->out[1]; ++oh, y += oW) {
-        const int64_t area = win->count[0][od] * win->count[1][oh];
+    for (int64_t oh = 0; oh < g->out[1]; ++oh, y += oW, divisors += oW) {
         if (adjoint) {
             for (int64_t ow = 0; ow < oW; ++ow)
-                share[ow] = y[ow] / (T)(divisor_override > 0 ? divisor_override : area * count_w[ow]);
+                share[ow] = y[ow] / divisors[ow];
         } else {
             for (int64_t ow = 0; ow < oW; ++ow)
                 y[ow] = 0;
@@ -248,7 +246,7 @@ static void SUFFIX(avg_plane)(const mc_geometry *g, const struct windows *win, i
         }
         if (!adjoint)
             for (int64_t ow = 0; ow < oW; ++ow)
-                y[ow] /= (T)(divisor_override > 0 ? divisor_override : area * count_w[ow]);
+                y[ow] /= divisors[ow];
     }
 }
 
@@ -264,16 +262,23 @@ static int SUFFIX(avg)(const mc_geometry *g, int64_t batch, int adjoint, int64_t
     if (windows_make(&win, g, 0, count_include_pad) != MC_OK)
         return MC_ERR_NOMEM;
     const int64_t planes = batch * g->channels, in = spatial_size(g->in), out = spatial_size(g->out);
+    /* each output's divisor, the same in every plane: made once, not converted per element */
+    T *divisors = malloc((size_t)out * sizeof(T) + 1);
+    for (int64_t o = 0; o < out && divisors; ++o) {
+        const int64_t od = o / g->out[2] / g->out[1], oh = o / g->out[2] % g->out[1], ow = o % g->out[2];
+        divisors[o] = (T)(divisor_override > 0 ? divisor_override
+                                               : win.count[0][od] * win.count[1][oh] * win.count[2][ow]);
+    }
     const int nt = pool_threads(g, batch);
-    int failed = 0;
+    int failed = !divisors;
 
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
+    #pragma omp parallel num_threads(nt) if (nt > 1 && !failed)
+    if (!failed) {
         T *share = malloc((size_t)g->out[2] * sizeof(T) + 1);  /* the adjoint's row scratch */
         #pragma omp for schedule(static)
         for (int64_t p = 0; p < planes; ++p) {
             if (share)
-                SUFFIX(avg_plane)(g, &win, adjoint, divisor_override, share, x + p * in, y + p * out);
+                SUFFIX(avg_plane)(g, &win, adjoint, divisors, share, x + p * in, y + p * out);
             else {
                 #pragma omp atomic write
                 failed = 1;
@@ -281,6 +286,7 @@ static int SUFFIX(avg)(const mc_geometry *g, int64_t batch, int adjoint, int64_t
         }
         free(share);
     }
+    free(divisors);
     free(win.buffer);
     return failed ? MC_ERR_NOMEM : MC_OK;
 }
