@@ -1,9 +1,9 @@
 """A training step, whole: LeNet-5 on 28 x 28 images (batch 64) and the MNIST-1D CNN (batch 100), Adam,
 random data. For each: milliseconds per step (median of --rounds blocks of --steps steps), the share of
-it spent inside the C kernels (minitorch_conv._kernels.run), and minor page faults per step — each in
-a fresh interpreter, with freed memory kept (the import-time default) and with
-MINITORCH_CONV_KEEP_MEMORY=0, and PyTorch's step beside when it is installed. Prints a table, writes
-benchmarks/results/bench_step.json.
+it spent inside minitorch_conv._kernels.run (the C kernels and their thin wrapper), and minor page
+faults per step — each in a fresh interpreter, asked to keep freed memory (the import-time default)
+and with MINITORCH_CONV_KEEP_MEMORY=0 (the rows say what was in force), and PyTorch's step beside
+when it is installed. Prints a table, writes benchmarks/results/bench_step.json.
 
     python benchmarks/bench_step.py [--threads 1] [--steps 50] [--rounds 7]
 """
@@ -73,22 +73,25 @@ def worker(name, impl, threads, steps, rounds):
         loss.backward()
         opt.step()
 
-    for _ in range(steps):  # warm-up: caches, thread pools, the allocator's free lists
-        step()
-    in_c[0] = 0.0
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    blocks = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(steps):
+    try:
+        for _ in range(steps):  # warm-up: caches, thread pools, the allocator's free lists
             step()
-        blocks.append((time.perf_counter() - start) / steps)
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (rounds * steps)
-    if impl != "torch":
-        _kernels.run = run
+        in_c[0] = 0.0
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        blocks = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            blocks.append((time.perf_counter() - start) / steps)
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (rounds * steps)
+    finally:
+        if impl != "torch":
+            _kernels.run = run
     in_c = None if impl == "torch" else in_c[0] / (sum(blocks) * steps)
+    kept = None if impl == "torch" else _kernels.keeps_freed_memory()
     return dict(model=name, impl=impl, threads=threads, step_ms=statistics.median(blocks) * 1e3,
-                in_c_kernels=in_c, page_faults_per_step=faults)
+                in_c_kernels=in_c, page_faults_per_step=faults, freed_memory_kept=kept)
 
 
 def spawn(name, impl, args, keep):
@@ -96,7 +99,8 @@ def spawn(name, impl, args, keep):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, impl, "--threads", str(args.threads),
            "--steps", str(args.steps), "--rounds", str(args.rounds)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    return dict(json.loads(out.strip().splitlines()[-1]), freed_memory="kept" if keep else "malloc default")
+    row = json.loads(out.strip().splitlines()[-1])
+    return dict(row, freed_memory="kept" if row["freed_memory_kept"] else "malloc default")
 
 
 def main(argv=None):

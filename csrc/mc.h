@@ -66,7 +66,9 @@ const char *mc_simd_name(void);        /* "avx512" / "avx2" / "generic" */
 double mc_peak_gflops(int64_t iterations);
 
 /* Keep freed memory for reuse instead of handing it back to the system after every free (glibc's
- * malloc thresholds, process-wide); 1 if done, 0 where the C library has no such setting. */
+ * malloc thresholds, process-wide; glibc calls mallopt thread-unsafe, so call it before threads
+ * allocate — Python does, at import). 1 if glibc took the settings (a malloc preloaded in its
+ * place, e.g. jemalloc, may take and ignore them), 0 where the C library has no such setting. */
 int mc_keep_freed_memory(void);
 
 /* The C compiler flags this library was built with (minitorch_conv/_build.py). */

@@ -9,9 +9,8 @@
  * pooling sweep one output row at a time: for each kernel tap in scan order, the whole row is
  * updated from one input row, over a precomputed range of in-bounds columns, so the innermost
  * loop has no bounds test and no branch and vectorises (2 x 2 windows: both taps of a row in one
- * loop, which reads the row once, in order). Each output element still sees its window
- * in scan order, which the tie and NaN rules rely on. Memory-bound, so built once, without SIMD
- * variants. */
+ * loop). Each output element still sees its window in scan order, which the tie and NaN rules rely
+ * on. Memory-bound, so built once, without SIMD variants. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -70,8 +69,8 @@ static int windows_make(struct windows *win, const mc_geometry *g, int adaptive,
     for (int64_t kw = 0; kw < g->kernel[2]; ++kw)
         valid_range(kw * g->dilation[2] - g->pad[2], g->stride[2], g->in[2], g->out[2],
                     &win->first[kw], &win->end[kw]);
-    /* the common 2 x 2 pooling: both taps of a row in one pass, which vectorises (loads and
-     * shuffles) where a tap at a time reads every other element one by one */
+    /* both taps of a row in one loop vectorise (loads and shuffles); a tap at a time reads every
+     * other element one by one */
     win->pairs = !adaptive && g->kernel[2] == 2 && g->stride[2] == 2 && g->pad[2] == 0
                  && g->dilation[2] == 1 && 2 * g->out[2] <= g->in[2];
     return MC_OK;

@@ -258,22 +258,33 @@ static int SUFFIX(avg)(const mc_geometry *g, int64_t batch, int adjoint, int64_t
     for (int a = 0; a < 3; ++a)
         if (g->dilation[a] != 1)
             return MC_ERR_ARG;
+    const int64_t planes = batch * g->channels, in = spatial_size(g->in), out = spatial_size(g->out);
+    if (planes == 0 || out == 0) {  /* no windows: the adjoint's x is all zero */
+        if (adjoint)
+            memset(x, 0, (size_t)(planes * in) * sizeof(T));
+        return MC_OK;
+    }
+    if (out > (int64_t)((SIZE_MAX - 1) / sizeof(T)))
+        return MC_ERR_ARG;
     struct windows win;
     if (windows_make(&win, g, 0, count_include_pad) != MC_OK)
         return MC_ERR_NOMEM;
-    const int64_t planes = batch * g->channels, in = spatial_size(g->in), out = spatial_size(g->out);
     /* each output's divisor, the same in every plane: made once, not converted per element */
     T *divisors = malloc((size_t)out * sizeof(T) + 1);
-    for (int64_t o = 0; o < out && divisors; ++o) {
+    if (!divisors) {
+        free(win.buffer);
+        return MC_ERR_NOMEM;
+    }
+    for (int64_t o = 0; o < out; ++o) {
         const int64_t od = o / g->out[2] / g->out[1], oh = o / g->out[2] % g->out[1], ow = o % g->out[2];
         divisors[o] = (T)(divisor_override > 0 ? divisor_override
                                                : win.count[0][od] * win.count[1][oh] * win.count[2][ow]);
     }
     const int nt = pool_threads(g, batch);
-    int failed = !divisors;
+    int failed = 0;
 
-    #pragma omp parallel num_threads(nt) if (nt > 1 && !failed)
-    if (!failed) {
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    {
         T *share = malloc((size_t)g->out[2] * sizeof(T) + 1);  /* the adjoint's row scratch */
         #pragma omp for schedule(static)
         for (int64_t p = 0; p < planes; ++p) {

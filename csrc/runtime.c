@@ -74,7 +74,8 @@ const char *mc_build_flags(void) { return MC_BUILD_FLAGS; }
  * a threshold (by default twice the largest block freed so far), and serves blocks past another
  * one by mmap, freed by munmap: a training step frees and allocates its activations and their
  * gradients again, and each time their pages fault back in, zeroed. Fixed thresholds (the largest
- * glibc takes for mmap, and 256 MB of free heap kept) stop that; malloc_trim still hands it back. */
+ * 64-bit glibc takes for mmap, and 256 MB of free heap kept) stop that; malloc_trim still hands
+ * it back. */
 int mc_keep_freed_memory(void)
 {
 #if defined(__GLIBC__)
