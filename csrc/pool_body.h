@@ -2,6 +2,20 @@
  * element type), TAP (an index type as wide as T) and SUFFIX(name) (name##_f32 / _f64) defined.
  * A plane is one (image, channel) pair: in = D*H*W elements of x, out = oD*oH*oW of y. */
 
+/* Tap `off` of a row of windows (stride s) against the running maxima of outputs [first, end), by
+ * max_plane's rules. */
+static inline __attribute__((always_inline)) void
+SUFFIX(max_tap)(const T *restrict row, TAP base, int64_t off, int64_t first, int64_t end,
+                const int64_t s, T *restrict y, TAP *restrict at)
+{
+    for (int64_t ow = first; ow < end; ++ow) {
+        const T v = row[ow * s + off];
+        const int take = (v > y[ow]) | (v != v) | (at[ow] < 0);
+        y[ow] = take ? v : y[ow];
+        at[ow] = take ? base + (TAP)(ow * s + off) : at[ow];
+    }
+}
+
 /* One plane of max pooling. Row by row: for each tap (kd, kh, kw) in scan order, every output
  * column ow of the row compares its running maximum with its tap. An element replaces the
  * maximum when it is larger or NaN, or when the window has none yet: so the first maximum in
@@ -44,12 +58,12 @@ static void SUFFIX(max_plane)(const mc_geometry *g, const struct windows *win, c
                 }
                 for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
                     const int64_t off = kw * g->dilation[2] - g->pad[2];
-                    for (int64_t ow = win->first[kw]; ow < win->end[kw]; ++ow) {
-                        const T v = row[ow * s + off];
-                        const int take = (v > y[ow]) | (v != v) | (at[ow] < 0);
-                        y[ow] = take ? v : y[ow];
-                        at[ow] = take ? base + (TAP)(ow * s + off) : at[ow];
-                    }
+                    if (s == 1)  /* constant strides: plain loads, or loads and shuffles, not one by one */
+                        SUFFIX(max_tap)(row, base, off, win->first[kw], win->end[kw], 1, y, at);
+                    else if (s == 2)
+                        SUFFIX(max_tap)(row, base, off, win->first[kw], win->end[kw], 2, y, at);
+                    else
+                        SUFFIX(max_tap)(row, base, off, win->first[kw], win->end[kw], s, y, at);
                 }
             }
         }
