@@ -58,12 +58,9 @@ static void SUFFIX(max_plane)(const mc_geometry *g, const struct windows *win, c
                 }
                 for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
                     const int64_t off = kw * g->dilation[2] - g->pad[2];
-                    if (s == 1)  /* constant strides: plain loads, or loads and shuffles, not one by one */
-                        SUFFIX(max_tap)(row, base, off, win->first[kw], win->end[kw], 1, y, at);
-                    else if (s == 2)
-                        SUFFIX(max_tap)(row, base, off, win->first[kw], win->end[kw], 2, y, at);
-                    else
-                        SUFFIX(max_tap)(row, base, off, win->first[kw], win->end[kw], s, y, at);
+#define TAP_LOOP(stride) SUFFIX(max_tap)(row, base, off, win->first[kw], win->end[kw], stride, y, at)
+                    WITH_CONSTANT_STRIDE(s, TAP_LOOP);
+#undef TAP_LOOP
                 }
             }
         }
@@ -204,6 +201,20 @@ int SUFFIX(mc_max_pool_gather)(const mc_geometry *g, int64_t batch, const int64_
     return MC_OK;
 }
 
+/* One tap of a row of windows (stride s), tap[ow * s], for outputs [first, end): added into y,
+ * or (adjoint) each output's share added into it. */
+static inline __attribute__((always_inline)) void
+SUFFIX(avg_tap)(T *restrict tap, int64_t first, int64_t end, const int64_t s, int adjoint,
+                const T *restrict share, T *restrict y)
+{
+    if (adjoint)
+        for (int64_t ow = first; ow < end; ++ow)
+            tap[ow * s] += share[ow];
+    else
+        for (int64_t ow = first; ow < end; ++ow)
+            y[ow] += tap[ow * s];
+}
+
 /* One plane of average pooling (adjoint == 0) or of its adjoint (adjoint == 1), row by row like
  * max_plane. Forward: the row's sums gather tap by tap in scan order, then each is divided by
  * its divisor. Adjoint: x = 0; each output over its divisor (the row `share`) is added to the
@@ -248,13 +259,9 @@ static void SUFFIX(avg_plane)(const mc_geometry *g, const struct windows *win, i
                 }
                 for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
                     const int64_t off = kw - g->pad[2];
-                    if (adjoint) {
-                        for (int64_t ow = win->first[kw]; ow < win->end[kw]; ++ow)
-                            row[ow * s + off] += share[ow];
-                    } else {
-                        for (int64_t ow = win->first[kw]; ow < win->end[kw]; ++ow)
-                            y[ow] += row[ow * s + off];
-                    }
+#define TAP_LOOP(stride) SUFFIX(avg_tap)(row + off, win->first[kw], win->end[kw], stride, adjoint, share, y)
+                    WITH_CONSTANT_STRIDE(s, TAP_LOOP);
+#undef TAP_LOOP
                 }
             }
         }
