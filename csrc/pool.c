@@ -83,8 +83,8 @@ static inline int pool_threads(const mc_geometry *g, int64_t batch)
     return threads_for(planes, planes * (spatial_size(g->in) + spatial_size(g->out)));
 }
 
-/* CALL(stride), the stride a constant where it is 1 or 2: a tap's loop then reads with plain loads,
- * or loads and shuffles, instead of one element at a time (3x3 stride-2 pooling 1.1-1.5x). */
+/* CALL(stride), the stride a constant where it is 1 or 2: a tap's loop (always inlined) then reads
+ * with plain loads, or loads and shuffles, instead of one element at a time. */
 #define WITH_CONSTANT_STRIDE(s, CALL) \
     do {                              \
         if ((s) == 1)                 \

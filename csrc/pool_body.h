@@ -201,18 +201,18 @@ int SUFFIX(mc_max_pool_gather)(const mc_geometry *g, int64_t batch, const int64_
     return MC_OK;
 }
 
-/* One tap of a row of windows (stride s), tap[ow * s], for outputs [first, end): added into y,
- * or (adjoint) each output's share added into it. */
+/* Tap `off` of a row of windows (stride s), row[ow * s + off], for outputs [first, end): added
+ * into y, or (adjoint) each output's share added into it. */
 static inline __attribute__((always_inline)) void
-SUFFIX(avg_tap)(T *restrict tap, int64_t first, int64_t end, const int64_t s, int adjoint,
+SUFFIX(avg_tap)(T *restrict row, int64_t off, int64_t first, int64_t end, const int64_t s, int adjoint,
                 const T *restrict share, T *restrict y)
 {
     if (adjoint)
         for (int64_t ow = first; ow < end; ++ow)
-            tap[ow * s] += share[ow];
+            row[ow * s + off] += share[ow];
     else
         for (int64_t ow = first; ow < end; ++ow)
-            y[ow] += tap[ow * s];
+            y[ow] += row[ow * s + off];
 }
 
 /* One plane of average pooling (adjoint == 0) or of its adjoint (adjoint == 1), row by row like
@@ -259,7 +259,7 @@ static void SUFFIX(avg_plane)(const mc_geometry *g, const struct windows *win, i
                 }
                 for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
                     const int64_t off = kw - g->pad[2];
-#define TAP_LOOP(stride) SUFFIX(avg_tap)(row + off, win->first[kw], win->end[kw], stride, adjoint, share, y)
+#define TAP_LOOP(stride) SUFFIX(avg_tap)(row, off, win->first[kw], win->end[kw], stride, adjoint, share, y)
                     WITH_CONSTANT_STRIDE(s, TAP_LOOP);
 #undef TAP_LOOP
                 }
