@@ -139,6 +139,15 @@ def conv(role, algorithm, geom, batch, a, b, chunk=None):
     return out
 
 
+def at_thread_counts(run, counts=(1, 2, 3)):
+    """run() at each thread count in turn (the test restores the count: restore_threads)."""
+    results = []
+    for threads in counts:
+        K.set_num_threads(threads)
+        results.append(run())
+    return results
+
+
 def operands(role, geom, batch, dtype, seed=0):
     rng = np.random.default_rng(seed)
     x_shape, w_shape, y_shape = shapes(geom, batch)
@@ -303,10 +312,7 @@ def test_weight_grad_cut_into_slabs(restore_threads, name, dtype):
     columns = (geom.channels * math.prod(geom.kernel) + geom.out_channels) * chunk * math.prod(geom.out_size)
     assert K.conv_workspace(geom, chunk) > (0 if name == "pointwise" else columns)  # partial sums
     x, y = operands("weight_grad", geom, case.batch, dtype)
-    results = []
-    for threads in (1, 2, 3):
-        K.set_num_threads(threads)
-        results.append(conv("weight_grad", "im2col", geom, case.batch, x, y, chunk=chunk))
+    results = at_thread_counts(lambda: conv("weight_grad", "im2col", geom, case.batch, x, y, chunk=chunk))
     assert results[0].tobytes() == results[1].tobytes() == results[2].tobytes()
     assert_matches_reference(results[0], "weight_grad", geom, x, y, dtype)
 
@@ -424,10 +430,7 @@ def test_bit_identical_across_thread_counts(restore_threads, name, role, algorit
     case = PARALLEL_CASES[name]
     geom = case.geometry()
     a, b = operands(role, geom, case.batch, dtype)
-    results = []
-    for threads in (1, 2, 3):
-        K.set_num_threads(threads)
-        results.append(conv(role, algorithm, geom, case.batch, a, b, chunk=3).tobytes())
+    results = at_thread_counts(lambda: conv(role, algorithm, geom, case.batch, a, b, chunk=3).tobytes())
     assert results[0] == results[1] == results[2]
 
 
@@ -441,10 +444,7 @@ def test_small_images_shared_out_in_runs(restore_threads, role, dtype):
     case = Case(48, 4, 8, (12, 12), (3, 3), pad=(1, 1))
     geom = case.geometry()
     a, b = operands(role, geom, case.batch, dtype)
-    results = []
-    for threads in (1, 2, 3):
-        K.set_num_threads(threads)
-        results.append(conv(role, "im2col", geom, case.batch, a, b, chunk=48))
+    results = at_thread_counts(lambda: conv(role, "im2col", geom, case.batch, a, b, chunk=48))
     assert results[0].tobytes() == results[1].tobytes() == results[2].tobytes()
     if role != "weight_grad":
         assert results[0].tobytes() == conv(role, "im2col", geom, case.batch, a, b, chunk=1).tobytes()
@@ -475,10 +475,7 @@ def test_tiny_images_several_to_a_task(restore_threads, name, role, dtype):
     case = TINY_CASES[name]
     geom = case.geometry()
     a, b = operands(role, geom, case.batch, dtype)
-    results = []
-    for threads in (1, 2, 3):
-        K.set_num_threads(threads)
-        results.append(conv(role, "im2col", geom, case.batch, a, b))
+    results = at_thread_counts(lambda: conv(role, "im2col", geom, case.batch, a, b))
     assert results[0].tobytes() == results[1].tobytes() == results[2].tobytes()
     assert_matches_reference(results[0], role, geom, a, b, dtype)
     if role == "forward":
