@@ -222,10 +222,7 @@ static void SUFFIX(pad_channels)(const SUFFIX(forward_job) *job, const T *restri
                         even[q] = in_range(2 * q - g->pad[2], W) ? src[2 * q] : 0;
                         odd[q] = in_range(2 * q + 1 - g->pad[2], W) ? src[2 * q + 1] : 0;
                     }
-                    for (int64_t q = both_lo; q < both_hi; ++q) {  /* vectorised: loads and shuffles */
-                        even[q] = src[2 * q];
-                        odd[q] = src[2 * q + 1];
-                    }
+                    SUFFIX(deinterleave)(src + 2 * both_lo, even + both_lo, odd + both_lo, both_hi - both_lo);
                     for (int64_t q = both_hi; q < Q; ++q) {
                         even[q] = in_range(2 * q - g->pad[2], W) ? src[2 * q] : 0;
                         odd[q] = in_range(2 * q + 1 - g->pad[2], W) ? src[2 * q + 1] : 0;
@@ -264,14 +261,23 @@ static const T *SUFFIX(channels_of)(const SUFFIX(forward_job) *job, forward_task
 }
 
 /* Task t's panel: C in y, or, for a task of several images, made in scratch
- * and handed to forward_take. */
+ * and handed to forward_take. With copies, each panel fetches its share of
+ * what the next task copies (the next image's channels of the same group):
+ * x comes from memory, and the copy spent most of its time waiting for it. */
 static SUFFIX(gemm_panel) SUFFIX(forward_panel)(const void *ctx, int64_t t)
 {
     const SUFFIX(forward_job) *job = ctx;
+    const mc_geometry *g = job->g;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
-    const int64_t O = job->g->out_channels, L = spatial_size(job->g->out);
+    const int64_t O = g->out_channels, L = spatial_size(g->out), next = at.image + job->images;
     SUFFIX(gemm_panel) p = {at.group, SUFFIX(panel_columns)(job, at),
-                            job->y + (at.image * O + at.group * (O / job->g->groups)) * L + at.l0, L};
+                            job->y + (at.image * O + at.group * (O / g->groups)) * L + at.l0, L};
+    const int64_t size = g->channels / g->groups * spatial_size(g->in), bytes = size * (int64_t)sizeof(T);
+    const int64_t share = (bytes + job->panels - 1) / job->panels, from = at.l0 / job->panel_width * share;
+    if (job->padded && next < job->batch && from < bytes) {
+        p.fetch = (const char *)(job->x + (next * g->groups + at.group) * size) + from;
+        p.fetch_bytes = from + share < bytes ? share : bytes - from;
+    }
     return p;
 }
 

@@ -160,15 +160,24 @@ KNAME(micro)(int64_t kc, const KT *restrict a, const KT *restrict b,
 /* C[0:mc, 0:nc] (= or +=) packed A block @ packed B block.
  * Loop order: B slivers outer, A slivers inner, the BLIS order: the current
  * B sliver (kc x KNR) stays in L1 while the A block (mc x kc, sized by KMC to
- * sit in L2) streams past it. */
-static void KNAME(macro)(int64_t mc, int64_t nc, int64_t kc, const KT *ap,
-                         const KT *bp, KT *c, int64_t c_rs, int overwrite)
+ * sit in L2) streams past it. Meanwhile the fetch_bytes from `fetch` (what
+ * the caller reads next; none if 0) come into L2, a few lines before each
+ * tile: the tiles are bound by their FMAs, so those misses cost nothing here,
+ * where in the caller's loads they would stall it. */
+static void KNAME(macro)(int64_t mc, int64_t nc, int64_t kc, const KT *ap, const KT *bp, KT *c,
+                         int64_t c_rs, int overwrite, const char *fetch, int64_t fetch_bytes)
 {
+    const int64_t tiles = (mc + KMR - 1) / KMR * ((nc + KNR - 1) / KNR);
+    const int64_t lines = (fetch_bytes + 63) / 64, per_tile = (lines + tiles - 1) / tiles;
+    int64_t fetched = 0;
     for (int64_t jr = 0; jr < nc; jr += KNR)
-        for (int64_t ir = 0; ir < mc; ir += KMR)
+        for (int64_t ir = 0; ir < mc; ir += KMR) {
+            if (fetched < lines)
+                for (const int64_t end = fetched + per_tile; fetched < end && fetched < lines; ++fetched)
+                    __builtin_prefetch(fetch + fetched * 64, 0, 2); /* 2: into L2, not L1 */
             KNAME(micro)(kc, ap + ir * kc, bp + jr * kc, c + ir * c_rs + jr, c_rs,
-                         mc - ir < KMR ? mc - ir : KMR,
-                         nc - jr < KNR ? nc - jr : KNR, overwrite);
+                         mc - ir < KMR ? mc - ir : KMR, nc - jr < KNR ? nc - jr : KNR, overwrite);
+        }
 }
 
 static const struct KSTRUCT KNAME(gemm) = {
