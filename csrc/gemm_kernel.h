@@ -92,16 +92,17 @@ static void KNAME(pack_b)(int64_t nr, int64_t kc, const KT *b, int64_t rs,
     }
 }
 
-/* C[0:mr, 0:nr] (= or +=) one A sliver @ one B sliver.
- * Loop order: p outermost, the whole KMR x KNR tile of C held in KMR*KNV
+/* C[0:mr, 0:nr] (= or +=) one A sliver @ one B sliver, as a tile of `rows`
+ * (a constant, mr <= rows <= KMR) by KNR.
+ * Loop order: p outermost, the whole rows x KNR tile of C held in rows*KNV
  * vector accumulators; each step loads one row of B (KNV vectors), broadcasts
- * KMR elements of A and issues KMR*KNV independent FMAs — enough to hide the
+ * `rows` elements of A and issues rows*KNV independent FMAs — enough to hide the
  * FMA latency while B and A are streamed once. C is touched once, at the end:
  * C = acc on the first k-block of a plain product, else C = C + acc, the same
  * operation for full and edge tiles, so no result depends on tile position. */
 static inline __attribute__((always_inline)) void
 KNAME(micro)(int64_t kc, const KT *restrict a, const KT *restrict b,
-             KT *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int overwrite)
+             KT *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int overwrite, const int rows)
 {
     typedef KNAME(vec) V;
     V acc[KMR][KNV];
@@ -109,12 +110,12 @@ KNAME(micro)(int64_t kc, const KT *restrict a, const KT *restrict b,
     /* C is needed only after the k loop: start fetching its rows now so the
      * misses overlap the FMAs instead of stalling the stores. */
     _Pragma("GCC unroll 32")
-    for (int i = 0; i < KMR; ++i) {
+    for (int i = 0; i < rows; ++i) {
         __builtin_prefetch(c + i * c_rs, 1);
         __builtin_prefetch(c + i * c_rs + KNR - 1, 1);
     }
     _Pragma("GCC unroll 32")
-    for (int i = 0; i < KMR; ++i)
+    for (int i = 0; i < rows; ++i)
         _Pragma("GCC unroll 8")
         for (int j = 0; j < KNV; ++j)
             acc[i][j] = (V){0};
@@ -125,7 +126,7 @@ KNAME(micro)(int64_t kc, const KT *restrict a, const KT *restrict b,
         for (int j = 0; j < KNV; ++j)
             bv[j] = *(const V *)(b + j * KVL); /* packed B is vector-aligned */
         _Pragma("GCC unroll 32")
-        for (int i = 0; i < KMR; ++i)
+        for (int i = 0; i < rows; ++i)
             _Pragma("GCC unroll 8")
             for (int j = 0; j < KNV; ++j)
                 acc[i][j] += a[i] * bv[j];
@@ -133,9 +134,9 @@ KNAME(micro)(int64_t kc, const KT *restrict a, const KT *restrict b,
         b += KNR;
     }
 
-    if (mr == KMR && nr == KNR) {
+    if (mr == rows && nr == KNR) {
         _Pragma("GCC unroll 32")
-        for (int i = 0; i < KMR; ++i)
+        for (int i = 0; i < rows; ++i)
             _Pragma("GCC unroll 8")
             for (int j = 0; j < KNV; ++j) {
                 KT *cp = c + i * c_rs + j * KVL;
@@ -149,7 +150,7 @@ KNAME(micro)(int64_t kc, const KT *restrict a, const KT *restrict b,
             }
     } else {
         KT tile[KMR * KNR] __attribute__((aligned(64)));
-        memcpy(tile, acc, sizeof tile);
+        memcpy(tile, acc, (size_t)rows * sizeof acc[0]);
         for (int64_t i = 0; i < mr; ++i)
             for (int64_t j = 0; j < nr; ++j)
                 c[i * c_rs + j] = overwrite ? tile[i * KNR + j]
@@ -175,8 +176,14 @@ static void KNAME(macro)(int64_t mc, int64_t nc, int64_t kc, const KT *ap, const
             if (fetched < lines)
                 for (const int64_t end = fetched + per_tile; fetched < end && fetched < lines; ++fetched)
                     __builtin_prefetch(fetch + fetched * 64, 0, 2); /* 2: into L2, not L1 */
-            KNAME(micro)(kc, ap + ir * kc, bp + jr * kc, c + ir * c_rs + jr, c_rs,
-                         mc - ir < KMR ? mc - ir : KMR, nc - jr < KNR ? nc - jr : KNR, overwrite);
+            const int64_t mr = mc - ir < KMR ? mc - ir : KMR, nr = nc - jr < KNR ? nc - jr : KNR;
+            KT *ct = c + ir * c_rs + jr;
+            if (mr > 2 * KMR / 3)
+                KNAME(micro)(kc, ap + ir * kc, bp + jr * kc, ct, c_rs, mr, nr, overwrite, KMR);
+            else if (mr > KMR / 3)
+                KNAME(micro)(kc, ap + ir * kc, bp + jr * kc, ct, c_rs, mr, nr, overwrite, 2 * KMR / 3);
+            else
+                KNAME(micro)(kc, ap + ir * kc, bp + jr * kc, ct, c_rs, mr, nr, overwrite, KMR / 3);
         }
 }
 
