@@ -239,6 +239,13 @@ static void SUFFIX(pad_channels)(const SUFFIX(forward_job) *job, const T *restri
             }
 }
 
+/* Where task `at`'s channels (its first image's group) are in x. */
+static const T *SUFFIX(group_in_x)(const SUFFIX(forward_job) *job, forward_task at)
+{
+    const mc_geometry *g = job->g;
+    return job->x + (at.image * g->groups + at.group) * (g->channels / g->groups) * spatial_size(g->in);
+}
+
 /* Where task `at` reads its channels: this thread's copy of them (made now
  * if it holds another; a task's images one after another, copy_size apart),
  * or x itself. */
@@ -246,7 +253,7 @@ static const T *SUFFIX(channels_of)(const SUFFIX(forward_job) *job, forward_task
 {
     const mc_geometry *g = job->g;
     const int64_t image_size = g->channels * spatial_size(g->in);
-    const T *x = job->x + at.image * image_size + at.group * (g->channels / g->groups) * spatial_size(g->in);
+    const T *x = SUFFIX(group_in_x)(job, at);
     if (!job->padded)
         return x;
     const int me = omp_get_thread_num();
@@ -262,20 +269,23 @@ static const T *SUFFIX(channels_of)(const SUFFIX(forward_job) *job, forward_task
 
 /* Task t's panel: C in y, or, for a task of several images, made in scratch
  * and handed to forward_take. With copies, each panel fetches its share of
- * what the next task copies (the next image's channels of the same group):
+ * what the thread copies next (the next task's channels, of its first image:
+ * tasks go panel by panel, group by group, and a thread takes them in order):
  * x comes from memory, and the copy spent most of its time waiting for it. */
 static SUFFIX(gemm_panel) SUFFIX(forward_panel)(const void *ctx, int64_t t)
 {
     const SUFFIX(forward_job) *job = ctx;
     const mc_geometry *g = job->g;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
-    const int64_t O = g->out_channels, L = spatial_size(g->out), next = at.image + job->images;
-    SUFFIX(gemm_panel) p = {at.group, SUFFIX(panel_columns)(job, at),
-                            job->y + (at.image * O + at.group * (O / g->groups)) * L + at.l0, L};
-    const int64_t size = g->channels / g->groups * spatial_size(g->in), bytes = size * (int64_t)sizeof(T);
+    const forward_task next = SUFFIX(forward_task_of)(job, (t / job->panels + 1) * job->panels);
+    const int64_t O = g->out_channels, L = spatial_size(g->out);
+    SUFFIX(gemm_panel) p = {
+        .a = at.group, .n = SUFFIX(panel_columns)(job, at),
+        .c = job->y + (at.image * O + at.group * (O / g->groups)) * L + at.l0, .c_rs = L};
+    const int64_t bytes = g->channels / g->groups * spatial_size(g->in) * (int64_t)sizeof(T);
     const int64_t share = (bytes + job->panels - 1) / job->panels, from = at.l0 / job->panel_width * share;
-    if (job->padded && next < job->batch && from < bytes) {
-        p.fetch = (const char *)(job->x + (next * g->groups + at.group) * size) + from;
+    if (job->padded && next.image < job->batch && from < bytes) {
+        p.fetch = (const char *)SUFFIX(group_in_x)(job, next) + from;
         p.fetch_bytes = from + share < bytes ? share : bytes - from;
     }
     return p;
@@ -895,7 +905,7 @@ static SUFFIX(gemm_panel) SUFFIX(h_panel)(const void *ctx, int64_t t)
 {
     const SUFFIX(forward_job) *job = ctx;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
-    SUFFIX(gemm_panel) p = {at.group, SUFFIX(panel_columns)(job, at), NULL, 0};
+    SUFFIX(gemm_panel) p = {.a = at.group, .n = SUFFIX(panel_columns)(job, at)};
     return p;
 }
 

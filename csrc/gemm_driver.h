@@ -166,7 +166,7 @@ int SUFFIX(mc_gemm_panels)(int64_t m, int64_t k, int64_t count_a, const T *a,
                     const int64_t f0 = b * share, f1 = f0 + share < p.fetch_bytes ? f0 + share : p.fetch_bytes;
                     pack(ctx, t, p0, kc, p.n, NR, mine);
                     kr->macro(m, p.n, kc, ap + p.a * m_pad * k + p0 * m_pad, mine, c, c_rs, b == 0,
-                              f1 > f0 ? p.fetch + f0 : NULL, f1 - f0);
+                              f1 > f0 ? p.fetch + f0 : NULL, f1 > f0 ? f1 - f0 : 0);
                 }
                 if (take)
                     take(ctx, t, c, c_rs);

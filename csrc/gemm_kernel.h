@@ -49,7 +49,7 @@ KNAME(pack_across)(int64_t used, int width, int64_t kc, const KT *src, int64_t s
 
 /* One sliver of A: rows [0, mr) (mr <= KMR) and kc columns, stored column by
  * column (dst[p*KMR + i] = A[i, p]) so that the micro-kernel reads it
- * sequentially; rows mr..KMR-1 are zero so edge tiles need no special case.
+ * sequentially; rows mr..KMR-1 are zero, so a tile may be taller than mr.
  * Column-major A is a straight copy with a literal unit stride, which the
  * compiler vectorises; row-major A is transposed in register blocks. */
 static void KNAME(pack_a)(int64_t mr, int64_t kc, const KT *a, int64_t rs,
@@ -96,8 +96,10 @@ static void KNAME(pack_b)(int64_t nr, int64_t kc, const KT *b, int64_t rs,
  * (a constant, mr <= rows <= KMR) by KNR.
  * Loop order: p outermost, the whole rows x KNR tile of C held in rows*KNV
  * vector accumulators; each step loads one row of B (KNV vectors), broadcasts
- * `rows` elements of A and issues rows*KNV independent FMAs — enough to hide the
- * FMA latency while B and A are streamed once. C is touched once, at the end:
+ * `rows` elements of A and issues rows*KNV independent FMAs — at rows = KMR
+ * enough to hide the FMA latency while B and A are streamed once (an edge
+ * tile of KMR/3 rows waits on it, but still beats KMR rows of which most are
+ * zeros). C is touched once, at the end:
  * C = acc on the first k-block of a plain product, else C = C + acc, the same
  * operation for full and edge tiles, so no result depends on tile position. */
 static inline __attribute__((always_inline)) void
@@ -110,10 +112,11 @@ KNAME(micro)(int64_t kc, const KT *restrict a, const KT *restrict b,
     /* C is needed only after the k loop: start fetching its rows now so the
      * misses overlap the FMAs instead of stalling the stores. */
     _Pragma("GCC unroll 32")
-    for (int i = 0; i < rows; ++i) {
-        __builtin_prefetch(c + i * c_rs, 1);
-        __builtin_prefetch(c + i * c_rs + KNR - 1, 1);
-    }
+    for (int i = 0; i < rows; ++i)
+        if (i < mr) {  /* no pointer past C's last row */
+            __builtin_prefetch(c + i * c_rs, 1);
+            __builtin_prefetch(c + i * c_rs + KNR - 1, 1);
+        }
     _Pragma("GCC unroll 32")
     for (int i = 0; i < rows; ++i)
         _Pragma("GCC unroll 8")
@@ -161,21 +164,26 @@ KNAME(micro)(int64_t kc, const KT *restrict a, const KT *restrict b,
 /* C[0:mc, 0:nc] (= or +=) packed A block @ packed B block.
  * Loop order: B slivers outer, A slivers inner, the BLIS order: the current
  * B sliver (kc x KNR) stays in L1 while the A block (mc x kc, sized by KMC to
- * sit in L2) streams past it. Meanwhile the fetch_bytes from `fetch` (what
- * the caller reads next; none if 0) come into L2, a few lines before each
- * tile: the tiles are bound by their FMAs, so those misses cost nothing here,
- * where in the caller's loads they would stall it. */
+ * sit in L2) streams past it. A last tile of few rows is only 2/3 or 1/3 as
+ * tall (micro's `rows`, a constant in each of the three calls): 64 rows are
+ * ten tiles of 6 and one of 4, which then does not pay for 6. Meanwhile the
+ * fetch_bytes from `fetch` (what the caller reads next; none if 0) come into
+ * L2, a few lines before each tile: the tiles are bound by their FMAs, so
+ * those misses cost nothing here, where in the caller's loads they would
+ * stall it. */
 static void KNAME(macro)(int64_t mc, int64_t nc, int64_t kc, const KT *ap, const KT *bp, KT *c,
                          int64_t c_rs, int overwrite, const char *fetch, int64_t fetch_bytes)
 {
+    _Static_assert(KMR % 3 == 0, "edge tiles are KMR/3 rows tall");
+    enum { LINE = 64 }; /* bytes in a cache line */
     const int64_t tiles = (mc + KMR - 1) / KMR * ((nc + KNR - 1) / KNR);
-    const int64_t lines = (fetch_bytes + 63) / 64, per_tile = (lines + tiles - 1) / tiles;
+    const int64_t lines = (fetch_bytes + LINE - 1) / LINE, per_tile = (lines + tiles - 1) / tiles;
     int64_t fetched = 0;
     for (int64_t jr = 0; jr < nc; jr += KNR)
         for (int64_t ir = 0; ir < mc; ir += KMR) {
             if (fetched < lines)
                 for (const int64_t end = fetched + per_tile; fetched < end && fetched < lines; ++fetched)
-                    __builtin_prefetch(fetch + fetched * 64, 0, 2); /* 2: into L2, not L1 */
+                    __builtin_prefetch(fetch + fetched * LINE, 0, 2); /* 2: into L2, not L1 */
             const int64_t mr = mc - ir < KMR ? mc - ir : KMR, nr = nc - jr < KNR ? nc - jr : KNR;
             KT *ct = c + ir * c_rs + jr;
             if (mr > 2 * KMR / 3)

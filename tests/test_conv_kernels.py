@@ -451,6 +451,19 @@ def test_small_images_shared_out_in_runs(restore_threads, role, dtype):
     assert_matches_reference(results[0], role, geom, a, b, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pad", [0, 1])
+def test_stride_two_rows_of_every_length(dtype, pad):
+    """The forward's copy splits each row at stride 2 into its even and odd elements 16 bytes at a
+    time, the last block moved back to end with the row (deinterleave): rows shorter than a block,
+    exactly one, and several with a part left over, for 4 floats and for 2 doubles a block."""
+    for width in range(3, 16):
+        case = Case(2, 2, 3, (3, width), (3, 3), (2, 2), (pad, pad))
+        geom = case.geometry()
+        x, w = operands("forward", geom, case.batch, dtype)
+        assert_matches_reference(conv("forward", "im2col", geom, case.batch, x, w), "forward", geom, x, w, dtype)
+
+
 TINY_CASES = {  # at most 32 output positions an image: several images to a task of c, h and g
     "mnist1d-layer-3": Case(100, 25, 25, (10,), (3,), (2,), (1,)),  # 51 images a task, 2 tasks
     # 19 positions, 13 images a task: the last of 8 has 9 (h: 4 panels of 64, its last one empty)
