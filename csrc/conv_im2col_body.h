@@ -268,23 +268,26 @@ static const T *SUFFIX(channels_of)(const SUFFIX(forward_job) *job, forward_task
 }
 
 /* Task t's panel: C in y, or, for a task of several images, made in scratch
- * and handed to forward_take. With copies, each panel fetches its share of
- * what the thread copies next (the next task's channels, of its first image:
- * tasks go panel by panel, group by group, and a thread takes them in order):
- * x comes from memory, and the copy spent most of its time waiting for it. */
+ * and handed to forward_take. With copies of FETCH_BYTES or more, each panel
+ * fetches its share of what the thread copies next (the next task's
+ * channels, of its first image: tasks go panel by panel, group by group, and
+ * a thread takes them in order): x comes from memory, and the copy spent most
+ * of its time waiting for it. */
 static SUFFIX(gemm_panel) SUFFIX(forward_panel)(const void *ctx, int64_t t)
 {
     const SUFFIX(forward_job) *job = ctx;
     const mc_geometry *g = job->g;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
-    const forward_task next = SUFFIX(forward_task_of)(job, (t / job->panels + 1) * job->panels);
     const int64_t O = g->out_channels, L = spatial_size(g->out);
     SUFFIX(gemm_panel) p = {
         .a = at.group, .n = SUFFIX(panel_columns)(job, at),
         .c = job->y + (at.image * O + at.group * (O / g->groups)) * L + at.l0, .c_rs = L};
     const int64_t bytes = g->channels / g->groups * spatial_size(g->in) * (int64_t)sizeof(T);
+    if (!job->padded || bytes < FETCH_BYTES)
+        return p;
+    const forward_task next = SUFFIX(forward_task_of)(job, (t / job->panels + 1) * job->panels);
     const int64_t share = (bytes + job->panels - 1) / job->panels, from = at.l0 / job->panel_width * share;
-    if (job->padded && next.image < job->batch && from < bytes) {
+    if (next.image < job->batch && from < bytes) {
         p.fetch = (const char *)SUFFIX(group_in_x)(job, next) + from;
         p.fetch_bytes = from + share < bytes ? share : bytes - from;
     }

@@ -165,34 +165,37 @@ KNAME(micro)(int64_t kc, const KT *restrict a, const KT *restrict b,
  * Loop order: B slivers outer, A slivers inner, the BLIS order: the current
  * B sliver (kc x KNR) stays in L1 while the A block (mc x kc, sized by KMC to
  * sit in L2) streams past it. A last tile of few rows is only 2/3 or 1/3 as
- * tall (micro's `rows`, a constant in each of the three calls): 64 rows are
- * ten tiles of 6 and one of 4, which then does not pay for 6. Meanwhile the
- * fetch_bytes from `fetch` (what the caller reads next; none if 0) come into
- * L2, a few lines before each tile: the tiles are bound by their FMAs, so
- * those misses cost nothing here, where in the caller's loads they would
- * stall it. */
+ * tall (micro's `rows`, a constant in each call): 64 rows are ten tiles of 6
+ * and one of 4, which then does not pay for 6. Meanwhile the fetch_bytes from
+ * `fetch` (what the caller reads next; none if 0) come into L2, a few lines
+ * before each B sliver: the tiles are bound by their FMAs, so those misses
+ * cost nothing here, where in the caller's loads they would stall it. Nothing
+ * of either is decided per tile: with a short k (a 5-tap 1-D kernel) a tile
+ * is a few dozen cycles. */
 static void KNAME(macro)(int64_t mc, int64_t nc, int64_t kc, const KT *ap, const KT *bp, KT *c,
                          int64_t c_rs, int overwrite, const char *fetch, int64_t fetch_bytes)
 {
     _Static_assert(KMR % 3 == 0, "edge tiles are KMR/3 rows tall");
     enum { LINE = 64 }; /* bytes in a cache line */
-    const int64_t tiles = (mc + KMR - 1) / KMR * ((nc + KNR - 1) / KNR);
-    const int64_t lines = (fetch_bytes + LINE - 1) / LINE, per_tile = (lines + tiles - 1) / tiles;
-    int64_t fetched = 0;
-    for (int64_t jr = 0; jr < nc; jr += KNR)
-        for (int64_t ir = 0; ir < mc; ir += KMR) {
-            if (fetched < lines)
-                for (const int64_t end = fetched + per_tile; fetched < end && fetched < lines; ++fetched)
-                    __builtin_prefetch(fetch + fetched * LINE, 0, 2); /* 2: into L2, not L1 */
-            const int64_t mr = mc - ir < KMR ? mc - ir : KMR, nr = nc - jr < KNR ? nc - jr : KNR;
-            KT *ct = c + ir * c_rs + jr;
-            if (mr > 2 * KMR / 3)
-                KNAME(micro)(kc, ap + ir * kc, bp + jr * kc, ct, c_rs, mr, nr, overwrite, KMR);
-            else if (mr > KMR / 3)
-                KNAME(micro)(kc, ap + ir * kc, bp + jr * kc, ct, c_rs, mr, nr, overwrite, 2 * KMR / 3);
-            else
-                KNAME(micro)(kc, ap + ir * kc, bp + jr * kc, ct, c_rs, mr, nr, overwrite, KMR / 3);
-        }
+    const int64_t full = mc / KMR * KMR, edge = mc - full, slivers = (nc + KNR - 1) / KNR;
+    const int64_t lines = fetch_bytes > 0 ? (fetch_bytes + LINE - 1) / LINE : 0;
+    const int64_t per_sliver = lines > 0 ? (lines + slivers - 1) / slivers : 0;
+    for (int64_t jr = 0, fetched = 0; jr < nc; jr += KNR) {
+        for (const int64_t end = fetched + per_sliver < lines ? fetched + per_sliver : lines; fetched < end; ++fetched)
+            __builtin_prefetch(fetch + fetched * LINE, 0, 2); /* 2: into L2, not L1 */
+        const int64_t nr = nc - jr < KNR ? nc - jr : KNR;
+        const KT *b = bp + jr * kc;
+        for (int64_t ir = 0; ir < full; ir += KMR)
+            KNAME(micro)(kc, ap + ir * kc, b, c + ir * c_rs + jr, c_rs, KMR, nr, overwrite, KMR);
+        const KT *a = ap + full * kc;
+        KT *ct = c + full * c_rs + jr;
+        if (edge > 2 * KMR / 3)
+            KNAME(micro)(kc, a, b, ct, c_rs, edge, nr, overwrite, KMR);
+        else if (edge > KMR / 3)
+            KNAME(micro)(kc, a, b, ct, c_rs, edge, nr, overwrite, 2 * KMR / 3);
+        else if (edge > 0)
+            KNAME(micro)(kc, a, b, ct, c_rs, edge, nr, overwrite, KMR / 3);
+    }
 }
 
 static const struct KSTRUCT KNAME(gemm) = {
