@@ -243,7 +243,7 @@ static void SUFFIX(pad_channels)(const SUFFIX(forward_job) *job, const T *restri
 static const T *SUFFIX(group_in_x)(const SUFFIX(forward_job) *job, forward_task at)
 {
     const mc_geometry *g = job->g;
-    return job->x + (at.image * g->groups + at.group) * (g->channels / g->groups) * spatial_size(g->in);
+    return job->x + (at.image * g->groups + at.group) * group_elements(g);
 }
 
 /* Where task `at` reads its channels: this thread's copy of them (made now
@@ -268,11 +268,11 @@ static const T *SUFFIX(channels_of)(const SUFFIX(forward_job) *job, forward_task
 }
 
 /* Task t's panel: C in y, or, for a task of several images, made in scratch
- * and handed to forward_take. With copies of FETCH_BYTES or more, each panel
- * fetches its share of what the thread copies next (the next task's
- * channels, of its first image: tasks go panel by panel, group by group, and
- * a thread takes them in order): x comes from memory, and the copy spent most
- * of its time waiting for it. */
+ * and handed to forward_take. Where x is copied and an image's group of it
+ * is FETCH_BYTES or more, each panel fetches its share of what the thread
+ * copies next (the next task's channels, of its first image: tasks go panel
+ * by panel, group by group, and a thread takes them in order): x comes from
+ * memory, and the copy spent most of its time waiting for it. */
 static SUFFIX(gemm_panel) SUFFIX(forward_panel)(const void *ctx, int64_t t)
 {
     const SUFFIX(forward_job) *job = ctx;
@@ -282,14 +282,15 @@ static SUFFIX(gemm_panel) SUFFIX(forward_panel)(const void *ctx, int64_t t)
     SUFFIX(gemm_panel) p = {
         .a = at.group, .n = SUFFIX(panel_columns)(job, at),
         .c = job->y + (at.image * O + at.group * (O / g->groups)) * L + at.l0, .c_rs = L};
-    const int64_t bytes = g->channels / g->groups * spatial_size(g->in) * (int64_t)sizeof(T);
-    if (!job->padded || bytes < FETCH_BYTES)
+    const int64_t group_bytes = group_elements(g) * (int64_t)sizeof(T);
+    if (!job->padded || group_bytes < FETCH_BYTES)
         return p;
-    const forward_task next = SUFFIX(forward_task_of)(job, (t / job->panels + 1) * job->panels);
-    const int64_t share = (bytes + job->panels - 1) / job->panels, from = at.l0 / job->panel_width * share;
-    if (next.image < job->batch && from < bytes) {
+    const forward_task next = at.group + 1 < g->groups ? (forward_task){at.image, at.group + 1, 0}
+                                                       : (forward_task){at.image + job->images, 0, 0};
+    const int64_t share = (group_bytes + job->panels - 1) / job->panels, from = at.l0 / job->panel_width * share;
+    if (next.image < job->batch && from < group_bytes) {
         p.fetch = (const char *)SUFFIX(group_in_x)(job, next) + from;
-        p.fetch_bytes = from + share < bytes ? share : bytes - from;
+        p.fetch_bytes = from + share < group_bytes ? share : group_bytes - from;
     }
     return p;
 }
@@ -971,8 +972,7 @@ static void SUFFIX(h_take)(const void *ctx, int64_t t, const T *c, int64_t c_rs)
     SUFFIX(scatter_copied)(job, c, c_rs, at.l0, n, mine);
     if (at.l0 + n == images * L) {
         const int64_t image_size = g->channels * spatial_size(g->in);
-        /* the job's x is h's output: only h_take writes it */
-        T *x = (T *)job->x + at.image * image_size + at.group * (g->channels / g->groups) * spatial_size(g->in);
+        T *x = (T *)SUFFIX(group_in_x)(job, at);  /* the job's x is h's output: only h_take writes it */
         for (int64_t i = 0; i < images; ++i)
             SUFFIX(unpad_channels)(job, mine + i * job->copy_size, x + i * image_size);
     }

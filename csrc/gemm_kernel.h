@@ -115,7 +115,7 @@ KNAME(micro)(int64_t kc, const KT *restrict a, const KT *restrict b,
     for (int i = 0; i < rows; ++i)
         if (i < mr) {  /* no pointer past C's last row */
             __builtin_prefetch(c + i * c_rs, 1);
-            __builtin_prefetch(c + i * c_rs + KNR - 1, 1);
+            __builtin_prefetch(c + i * c_rs + nr - 1, 1);
         }
     _Pragma("GCC unroll 32")
     for (int i = 0; i < rows; ++i)
@@ -177,9 +177,9 @@ static void KNAME(macro)(int64_t mc, int64_t nc, int64_t kc, const KT *ap, const
 {
     _Static_assert(KMR % 3 == 0, "edge tiles are KMR/3 rows tall");
     enum { LINE = 64 }; /* bytes in a cache line */
-    const int64_t full = mc / KMR * KMR, edge = mc - full, slivers = (nc + KNR - 1) / KNR;
-    const int64_t lines = fetch_bytes > 0 ? (fetch_bytes + LINE - 1) / LINE : 0;
-    const int64_t per_sliver = lines > 0 ? (lines + slivers - 1) / slivers : 0;
+    const int64_t full = mc / KMR * KMR, edge = mc - full;
+    const int64_t lines = fetch_bytes > 0 ? ceil_div(fetch_bytes, LINE) : 0;
+    const int64_t per_sliver = lines > 0 ? ceil_div(lines, ceil_div(nc, KNR)) : 0;
     for (int64_t jr = 0, fetched = 0; jr < nc; jr += KNR) {
         for (const int64_t end = fetched + per_sliver < lines ? fetched + per_sliver : lines; fetched < end; ++fetched)
             __builtin_prefetch(fetch + fetched * LINE, 0, 2); /* 2: into L2, not L1 */
@@ -187,13 +187,15 @@ static void KNAME(macro)(int64_t mc, int64_t nc, int64_t kc, const KT *ap, const
         const KT *b = bp + jr * kc;
         for (int64_t ir = 0; ir < full; ir += KMR)
             KNAME(micro)(kc, ap + ir * kc, b, c + ir * c_rs + jr, c_rs, KMR, nr, overwrite, KMR);
+        if (edge == 0)  /* else C's row `full` would be past its end */
+            continue;
         const KT *a = ap + full * kc;
         KT *ct = c + full * c_rs + jr;
         if (edge > 2 * KMR / 3)
             KNAME(micro)(kc, a, b, ct, c_rs, edge, nr, overwrite, KMR);
         else if (edge > KMR / 3)
             KNAME(micro)(kc, a, b, ct, c_rs, edge, nr, overwrite, 2 * KMR / 3);
-        else if (edge > 0)
+        else
             KNAME(micro)(kc, a, b, ct, c_rs, edge, nr, overwrite, KMR / 3);
     }
 }
