@@ -16,6 +16,22 @@ SUFFIX(max_tap)(const T *restrict row, TAP base, int64_t off, int64_t first, int
     }
 }
 
+/* Both taps of a row of 2 x 2 windows (windows.pairs), in order, in one pass against the running
+ * maxima of outputs [0, oW): after the first, the window has an element. */
+static inline __attribute__((always_inline)) void
+SUFFIX(max_pairs)(const T *restrict row, TAP base, int64_t oW, T *restrict y, TAP *restrict at)
+{
+    for (int64_t ow = 0; ow < oW; ++ow) {
+        const T v0 = row[2 * ow], v1 = row[2 * ow + 1];
+        const int take0 = (v0 > y[ow]) | (v0 != v0) | (at[ow] < 0);
+        const T y0 = take0 ? v0 : y[ow];
+        const TAP a0 = take0 ? base + (TAP)(2 * ow) : at[ow];
+        const int take1 = (v1 > y0) | (v1 != v1);
+        y[ow] = take1 ? v1 : y0;
+        at[ow] = take1 ? base + (TAP)(2 * ow + 1) : a0;
+    }
+}
+
 /* One plane of max pooling. Row by row: for each tap (kd, kh, kw) in scan order, every output
  * column ow of the row compares its running maximum with its tap. An element replaces the
  * maximum when it is larger or NaN, or when the window has none yet: so the first maximum in
@@ -43,17 +59,8 @@ static void SUFFIX(max_plane)(const mc_geometry *g, const struct windows *win, c
                     continue;
                 const T *restrict row = x + (id * H + ih) * W;
                 const TAP base = (TAP)((id * H + ih) * W);
-                if (win->pairs) {  /* both taps of the row, in order, in one pass (after the first,
-                                      the window has an element) */
-                    for (int64_t ow = 0; ow < oW; ++ow) {
-                        const T v0 = row[2 * ow], v1 = row[2 * ow + 1];
-                        const int take0 = (v0 > y[ow]) | (v0 != v0) | (at[ow] < 0);
-                        const T y0 = take0 ? v0 : y[ow];
-                        const TAP a0 = take0 ? base + (TAP)(2 * ow) : at[ow];
-                        const int take1 = (v1 > y0) | (v1 != v1);
-                        y[ow] = take1 ? v1 : y0;
-                        at[ow] = take1 ? base + (TAP)(2 * ow + 1) : a0;
-                    }
+                if (win->pairs) {
+                    SUFFIX(max_pairs)(row, base, oW, y, at);
                     continue;
                 }
                 for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
@@ -215,6 +222,22 @@ SUFFIX(avg_tap)(T *restrict row, int64_t off, int64_t first, int64_t end, const 
             y[ow] += row[ow * s + off];
 }
 
+/* Both taps of a row of 2 x 2 windows (windows.pairs) in one pass, for outputs [0, oW): added
+ * into y as tap by tap would, (y + left) + right, or (adjoint) each output's share added into
+ * both. */
+static inline __attribute__((always_inline)) void
+SUFFIX(avg_pairs)(T *restrict row, int64_t oW, int adjoint, const T *restrict share, T *restrict y)
+{
+    if (adjoint)
+        for (int64_t ow = 0; ow < oW; ++ow) {
+            row[2 * ow] += share[ow];
+            row[2 * ow + 1] += share[ow];
+        }
+    else
+        for (int64_t ow = 0; ow < oW; ++ow)
+            y[ow] = y[ow] + row[2 * ow] + row[2 * ow + 1];
+}
+
 /* One plane of average pooling (adjoint == 0) or of its adjoint (adjoint == 1), row by row like
  * max_plane. Forward: the row's sums gather tap by tap in scan order, then each is divided by
  * its divisor. Adjoint: x = 0; each output over its divisor (the row `share`) is added to the
@@ -245,16 +268,8 @@ static void SUFFIX(avg_plane)(const mc_geometry *g, const struct windows *win, i
                 if (!in_range(ih, H))
                     continue;
                 T *restrict row = x + (id * H + ih) * W;
-                if (win->pairs && adjoint) {  /* both taps of the row in one pass */
-                    for (int64_t ow = 0; ow < oW; ++ow) {
-                        row[2 * ow] += share[ow];
-                        row[2 * ow + 1] += share[ow];
-                    }
-                    continue;
-                }
                 if (win->pairs) {
-                    for (int64_t ow = 0; ow < oW; ++ow)
-                        y[ow] = y[ow] + row[2 * ow] + row[2 * ow + 1];  /* (y + left) + right, as tap by tap */
+                    SUFFIX(avg_pairs)(row, oW, adjoint, share, y);
                     continue;
                 }
                 for (int64_t kw = 0; kw < g->kernel[2]; ++kw) {
@@ -285,13 +300,13 @@ static int SUFFIX(avg)(const mc_geometry *g, int64_t batch, int adjoint, int64_t
             memset(x, 0, (size_t)(planes * in) * sizeof(T));
         return MC_OK;
     }
-    if (out > (int64_t)((SIZE_MAX - 1) / sizeof(T)))
+    if (out > (int64_t)(SIZE_MAX / sizeof(T)))
         return MC_ERR_ARG;
     struct windows win;
     if (windows_make(&win, g, 0, count_include_pad) != MC_OK)
         return MC_ERR_NOMEM;
     /* each output's divisor, the same in every plane: made once, not converted per element */
-    T *divisors = malloc((size_t)out * sizeof(T) + 1);
+    T *divisors = malloc((size_t)out * sizeof(T));
     if (!divisors) {
         free(win.buffer);
         return MC_ERR_NOMEM;

@@ -1,5 +1,7 @@
 """The subcommands, each in a quick mode: they print the numbers they promise and fail politely."""
+import pathlib
 import re
+import runpy
 import subprocess
 import sys
 
@@ -16,6 +18,11 @@ def run(capsys, *argv):
     code = main([str(arg) for arg in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def benchmark_script(name):
+    """The globals of benchmarks/<name>, run as a module (not as __main__)."""
+    return runpy.run_path(str(pathlib.Path(__file__).parents[1] / "benchmarks" / name))
 
 
 def assert_png(path):
@@ -265,8 +272,7 @@ def test_bench_rejects_an_unknown_workload(capsys):
 def test_bench_threads_script_alternates_thread_counts(restore_threads, capsys):
     """benchmarks/bench_threads.py (the README's two-thread speed-ups): a row per workload and mode,
     both times positive and the speed-up their ratio; a pooling workload is refused."""
-    import runpy
-    script = runpy.run_path(str(__import__("pathlib").Path(__file__).parents[1] / "benchmarks" / "bench_threads.py"))
+    script = benchmark_script("bench_threads.py")
     script["main"](["--rounds", "1", "--only", "lenet_c1"])
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
     assert [row[:2] for row in rows] == [["lenet_c1", "forward"], ["lenet_c1", "forward+backward"]]
@@ -281,9 +287,8 @@ def test_bench_step_worker_times_a_step_and_its_share_in_c(restore_threads):
     """benchmarks/bench_step.py's measurement (the README's training-step rows): a positive step time,
     a share in C strictly between 0 and 1 (the kernels run, and so does Python), faults counted, and
     the kernel entry point put back afterwards."""
-    import runpy
     from minitorch_conv import _kernels
-    script = runpy.run_path(str(__import__("pathlib").Path(__file__).parents[1] / "benchmarks" / "bench_step.py"))
+    script = benchmark_script("bench_step.py")
     run = _kernels.run
     for model in script["MODELS"]:
         row = script["worker"](model, "ours", 1, 2, 2)
