@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import conv as _conv
+from . import ops
 from .conv import conv_cost, fold, unfold  # noqa: F401  (public here)
 from .random import generator
 from .tensor import Tensor, expect_tensor, tensor
@@ -35,8 +36,8 @@ def softmax(x, dim):
 
 
 def log_softmax(x, dim):
-    shifted = x - x.max(dim, keepdims=True).detach()
-    return shifted - shifted.exp().sum(dim, keepdims=True).log()
+    expect_tensor(x, "input", "log_softmax")
+    return ops.log_softmax(x, dim)
 
 
 def _reduce(loss, reduction, where):
@@ -55,7 +56,7 @@ def cross_entropy(logits, target, reduction="mean"):
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
     labels = np.asarray(target.data if isinstance(target, Tensor) else target)
-    if labels.dtype.kind not in "iuf" or not np.array_equal(labels, np.round(labels)):
+    if labels.dtype.kind not in "iuf" or labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
         raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype {labels.dtype}")
     if labels.shape != logits.shape[:1]:
         raise ValueError(f"cross_entropy: target must have shape {logits.shape[:1]}, got {labels.shape}")
