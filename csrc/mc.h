@@ -147,6 +147,12 @@ int mc_tiled_input_grad_f64(const mc_geometry *g, int64_t batch, const double *r
 int mc_tiled_weight_grad_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict y, float *restrict w);
 int mc_tiled_weight_grad_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict y, double *restrict w);
 
+/* The detector stage (detector.c): out[i] = 0 where a[i] <= 0, else g[i], for n contiguous
+ * elements; a and g may be the same array, out neither. ReLU is relu_gate(x, x) and its gradient
+ * relu_gate(x, g). */
+int mc_relu_gate_f32(int64_t n, const float *restrict a, const float *restrict g, float *restrict out);
+int mc_relu_gate_f64(int64_t n, const double *restrict a, const double *restrict g, double *restrict out);
+
 /* Pooling (pool.c). channels = C; out_channels and groups are unused (groups 1).
  * x: (batch, C, D, H, W)   y and indices: (batch, C, oD, oH, oW), all contiguous.
  * Window o covers o*stride - pad + k*dilation for k < kernel on each axis; padding is never

@@ -209,6 +209,24 @@ def conv_workspace(geom, chunk):
     return n
 
 
+# ---- the detector stage --------------------------------------------------------------
+
+def relu_gate(a, g):
+    """0 where a <= 0, else g (a and g of one shape): ReLU as relu_gate(x, x), its gradient as
+    relu_gate(x, g). Float arrays of one dtype go to C (mc_relu_gate); any others to numpy."""
+    if a.shape != g.shape:
+        raise ValueError(f"relu_gate: a has shape {a.shape} but g has shape {g.shape}")
+    if a.dtype != g.dtype or a.dtype not in _DTYPES:
+        return np.where(a <= 0, np.zeros((), g.dtype), g)
+    a, g = np.ascontiguousarray(a), np.ascontiguousarray(g)
+    out = np.empty(a.shape, a.dtype)
+    fn = lib.mc_relu_gate_f32 if _DTYPES[a.dtype] == "f32" else lib.mc_relu_gate_f64
+    ctype = _CTYPES[a.dtype]
+    _check(fn(a.size, ffi.from_buffer(ctype, a), ffi.from_buffer(ctype, g), ffi.from_buffer(ctype, out)),
+           "relu_gate")
+    return out
+
+
 # ---- GEMM -------------------------------------------------------------------------
 
 def gemm(a, b, out=None, accumulate=False):

@@ -1,6 +1,6 @@
 """Elementwise, reduction and shape ops, each beside its gradient rule.
 
-An op is one numpy forward and, for each input, one rule `(g, out) -> that input's gradient` written
+An op is one forward (numpy's, or for ReLU a C loop) and, for each input, one rule `(g, out) -> that input's gradient` written
 with Tensor ops, so a gradient is itself a graph and can be differentiated again. Undoing broadcasting and
 dtype promotion is the engine's job (autograd._backprop), so no rule here repeats it.
 """
@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from . import _kernels
 from . import tensor as _tensor
 from .autograd import record
 
@@ -28,8 +29,14 @@ def exp(a): return record(np.exp(a.data), (a,), lambda g, out: g * out)
 def log(a): return record(np.log(a.data), (a,), lambda g, out: g / a)
 def sqrt(a): return record(np.sqrt(a.data), (a,), lambda g, out: g / (2 * out))
 def tanh(a): return record(np.tanh(a.data), (a,), lambda g, out: g * (1 - out * out))
-def relu(a): return record(np.maximum(a.data, 0), (a,), lambda g, out: g * _const(a.data > 0))
+def relu(a): return relu_gate(a, a)
 def abs(a): return record(np.abs(a.data), (a,), lambda g, out: g * _const(np.sign(a.data)))
+
+
+def relu_gate(a, g):
+    """g where a > 0 (or is NaN), else 0, in C (csrc/detector.c): ReLU is relu_gate(a, a), and its
+    gradient, linear in g, relu_gate(a, g) again, with a a constant."""
+    return record(_kernels.relu_gate(a.data, g.data), (g,), lambda gg, out: relu_gate(a, gg))
 
 
 def sigmoid(a):

@@ -101,3 +101,45 @@ def test_against_torch(name, dtype):
     for ours_x, theirs_x in zip(ours, theirs):
         assert ours_x.grad.dtype == np.dtype(dtype) and ours_x.grad.shape == ours_x.shape
         np.testing.assert_allclose(ours_x.grad.numpy(), theirs_x.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_gate_special_values(dtype):
+    """ReLU and its gradient select (PyTorch's relu and threshold_backward), never multiply by a mask:
+    NaN passes, a non-positive input gives +0 even against an infinite or NaN gradient."""
+    x = mc.tensor([np.nan, -np.inf, -1.0, -0.0, 0.0, 0.5, np.inf], requires_grad=True, dtype=dtype)
+    y = x.relu()
+    np.testing.assert_array_equal(y.numpy(), [np.nan, 0, 0, 0, 0, 0.5, np.inf])
+    assert not np.signbit(y.numpy()[1:5]).any()
+    g = np.array([7.0, np.inf, np.nan, -np.inf, -2.0, 3.0, -4.0], dtype)
+    y.backward(mc.tensor(g, dtype=dtype))
+    np.testing.assert_array_equal(x.grad.numpy(), [7.0, 0, 0, 0, 0, 3.0, -4.0])
+    assert not np.signbit(x.grad.numpy()[1:5]).any()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_relu_gate_large_strided_and_integer(threads):
+    """The C gate over more elements than one thread takes, from a non-contiguous view, against
+    numpy's where; an integer tensor takes numpy's path."""
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((64, 6, 24, 24)).astype(np.float32)
+    before = mc.get_num_threads()
+    mc.set_num_threads(threads)
+    try:
+        leaf = mc.tensor(data, requires_grad=True)
+        y = leaf.transpose(1, 3).relu()
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(mc.tensor(g))
+    finally:
+        mc.set_num_threads(before)
+    view = data.transpose(0, 3, 2, 1)
+    np.testing.assert_array_equal(y.numpy(), np.where(view > 0, view, 0))
+    np.testing.assert_array_equal(leaf.grad.numpy().transpose(0, 3, 2, 1), np.where(view > 0, g, 0))
+    ints = mc.Tensor(np.array([-3, 0, 2])).relu()  # as max pooling's indices are held
+    assert ints.dtype == np.int64 and ints.tolist() == [0, 0, 2]
+
+
+def test_relu_gate_shapes_must_match():
+    from minitorch_conv import _kernels
+    with pytest.raises(ValueError, match=r"relu_gate: a has shape \(2,\) but g has shape \(3,\)"):
+        _kernels.relu_gate(np.zeros(2, np.float32), np.zeros(3, np.float32))
