@@ -1,9 +1,9 @@
 """A training step, whole: LeNet-5 on 28 x 28 images (batch 64) and the MNIST-1D CNN (batch 100), Adam,
 random data. For each: milliseconds per step (median of --rounds blocks of --steps steps), the share of
-it spent inside minitorch_conv._kernels.run (the C kernels and their thin wrapper), and minor page
-faults per step — each in a fresh interpreter, asked to keep freed memory (the import-time default)
-and with MINITORCH_CONV_KEEP_MEMORY=0 (the rows say what was in force), and PyTorch's step beside
-when it is installed. Prints a table, writes benchmarks/results/bench_step.json.
+it spent inside our C kernels and their thin wrappers (C_ENTRY_POINTS), and minor page faults per
+step — each in a fresh interpreter, asked to keep freed memory (the import-time default) and with
+MINITORCH_CONV_KEEP_MEMORY=0 (the rows say what was in force), and PyTorch's step beside when it
+is installed. Prints a table, writes benchmarks/results/bench_step.json.
 
     python benchmarks/bench_step.py [--threads 1] [--steps 50] [--rounds 7]
 """
@@ -20,6 +20,9 @@ import numpy as np
 
 MODELS = {"lenet5": ((64, 1, 28, 28), "LeNet-5, 28x28, batch 64"),
           "mnist1d_cnn": ((100, 1, 40), "MNIST-1D CNN, batch 100")}
+# Every op reaches the C kernels through one of these (conv, pooling and tiled ops through run; ReLU
+# through relu_gate): the time inside them is the step's share in C.
+C_ENTRY_POINTS = ("run", "relu_gate")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench_step.json")
 
 
@@ -57,15 +60,18 @@ def worker(name, impl, threads, steps, rounds):
         opt = mc.optim.Adam(net.parameters(), lr=1e-3)
         x = mc.tensor(x)
         loss_fn = mc.functional.cross_entropy
-        run = _kernels.run
+        originals = {entry: getattr(_kernels, entry) for entry in C_ENTRY_POINTS}
 
-        def timed_run(*args):
-            start = time.perf_counter()
-            try:
-                return run(*args)
-            finally:
-                in_c[0] += time.perf_counter() - start
-        _kernels.run = timed_run
+        def timed(fn):
+            def call(*args):
+                start = time.perf_counter()
+                try:
+                    return fn(*args)
+                finally:
+                    in_c[0] += time.perf_counter() - start
+            return call
+        for entry, fn in originals.items():
+            setattr(_kernels, entry, timed(fn))
 
     def step():
         loss = loss_fn(net(x), y)
@@ -87,7 +93,8 @@ def worker(name, impl, threads, steps, rounds):
         faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (rounds * steps)
     finally:
         if impl != "torch":
-            _kernels.run = run
+            for entry, fn in originals.items():
+                setattr(_kernels, entry, fn)
     in_c = None if impl == "torch" else in_c[0] / (sum(blocks) * steps)
     kept = None if impl == "torch" else _kernels.keeps_freed_memory()
     return dict(model=name, impl=impl, threads=threads, step_ms=statistics.median(blocks) * 1e3,

@@ -286,12 +286,12 @@ def test_bench_threads_script_alternates_thread_counts(restore_threads, capsys):
 def test_bench_step_worker_times_a_step_and_its_share_in_c(restore_threads):
     """benchmarks/bench_step.py's measurement (the README's training-step rows): a positive step time,
     a share in C strictly between 0 and 1 (the kernels run, and so does Python), faults counted, and
-    the kernel entry point put back afterwards."""
+    the kernel entry points put back afterwards."""
     from minitorch_conv import _kernels
     script = benchmark_script("bench_step.py")
-    run = _kernels.run
+    entries = {name: getattr(_kernels, name) for name in script["C_ENTRY_POINTS"]}
     for model in script["MODELS"]:
         row = script["worker"](model, "ours", 1, 2, 2)
         assert row["model"] == model and row["step_ms"] > 0 and row["page_faults_per_step"] >= 0
         assert 0 < row["in_c_kernels"] < 1
-    assert _kernels.run is run
+    assert all(getattr(_kernels, name) is fn for name, fn in entries.items())
