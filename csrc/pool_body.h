@@ -32,6 +32,30 @@ SUFFIX(max_pairs)(const T *restrict row, TAP base, int64_t oW, T *restrict y, TA
     }
 }
 
+/* A row of 2 x 2 windows (windows.quads) whose two input rows, `top` and `bottom` (flat offsets
+ * base and below), are both inside: the four taps in scan order in one pass, straight into y and
+ * index, by max_plane's rules with the first tap as the start — no running maxima go to memory and
+ * back between the taps, as a tap at a time needs. */
+static inline __attribute__((always_inline)) void
+SUFFIX(max_quads)(const T *restrict top, const T *restrict bottom, TAP base, TAP below, int64_t oW,
+                  T *restrict y, int64_t *restrict index)
+{
+    for (int64_t ow = 0; ow < oW; ++ow) {
+        const T v[4] = {top[2 * ow], top[2 * ow + 1], bottom[2 * ow], bottom[2 * ow + 1]};
+        const TAP tap[4] = {base + (TAP)(2 * ow), base + (TAP)(2 * ow + 1), below + (TAP)(2 * ow),
+                            below + (TAP)(2 * ow + 1)};
+        T m = v[0];
+        TAP at = tap[0];
+        for (int k = 1; k < 4; ++k) {
+            const int take = (v[k] > m) | (v[k] != v[k]);
+            m = take ? v[k] : m;
+            at = take ? tap[k] : at;
+        }
+        y[ow] = m;
+        index[ow] = at;
+    }
+}
+
 /* One plane of max pooling. Row by row: for each tap (kd, kh, kw) in scan order, every output
  * column ow of the row compares its running maximum with its tap. An element replaces the
  * maximum when it is larger or NaN, or when the window has none yet: so the first maximum in
@@ -45,6 +69,13 @@ static void SUFFIX(max_plane)(const mc_geometry *g, const struct windows *win, c
     const int64_t oW = g->out[2];
     for (int64_t od = 0; od < g->out[0]; ++od)
     for (int64_t oh = 0; oh < g->out[1]; ++oh, y += oW, index += oW) {
+        const int64_t depth = od * g->stride[0] - g->pad[0], top = oh * g->stride[1] - g->pad[1];
+        const int64_t bottom = top + g->dilation[1];
+        if (win->quads && in_range(depth, D) && in_range(top, H) && in_range(bottom, H)) {
+            const int64_t upper = (depth * H + top) * W, lower = (depth * H + bottom) * W;
+            SUFFIX(max_quads)(x + upper, x + lower, (TAP)upper, (TAP)lower, oW, y, index);
+            continue;
+        }
         for (int64_t ow = 0; ow < oW; ++ow) {
             y[ow] = -INFINITY;
             at[ow] = -1;
