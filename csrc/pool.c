@@ -10,8 +10,9 @@
  * updated from one input row, over a precomputed range of in-bounds columns, so the innermost
  * loop has no bounds test and no branch and vectorises (2 x 2 windows: both taps of a row in one
  * loop; for max pooling, where both rows are inside, all four taps in one pass — 1.5-1.6x the
- * speed of two passes on LeNet's and the benchmark's planes). Each output element still sees its window in scan order, which the tie and NaN rules rely
- * on. Memory-bound, so built once, without SIMD variants. */
+ * speed of two passes on LeNet's and the benchmark's planes). Each output element still sees its
+ * window in scan order, which the tie and NaN rules rely on. Memory-bound, so built once, without
+ * SIMD variants. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
