@@ -117,19 +117,21 @@ def test_relu_gate_special_values(dtype):
     assert not np.signbit(x.grad.numpy()[1:5]).any()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_relu_gate_large_strided_and_integer(threads):
-    """The C gate over more elements than one thread takes, from a non-contiguous view, against
+def test_relu_gate_large_strided_and_integer(threads, dtype, simd):
+    """The C gate on every SIMD path, over more elements than one thread takes (an odd count, so
+    the threads' shares and the vector loops have remainders), from a non-contiguous view, against
     numpy's where; an integer tensor takes numpy's path."""
     rng = np.random.default_rng(5)
-    data = rng.standard_normal((64, 6, 24, 24)).astype(np.float32)
+    data = rng.standard_normal((63, 6, 23, 25)).astype(dtype)
     before = mc.get_num_threads()
     mc.set_num_threads(threads)
     try:
-        leaf = mc.tensor(data, requires_grad=True)
+        leaf = mc.tensor(data, requires_grad=True, dtype=dtype)
         y = leaf.transpose(1, 3).relu()
-        g = rng.standard_normal(y.shape).astype(np.float32)
-        y.backward(mc.tensor(g))
+        g = rng.standard_normal(y.shape).astype(dtype)
+        y.backward(mc.tensor(g, dtype=dtype))
     finally:
         mc.set_num_threads(before)
     view = data.transpose(0, 3, 2, 1)
