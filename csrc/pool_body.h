@@ -2,6 +2,13 @@
  * element type), TAP (an index type as wide as T) and SUFFIX(name) (name##_f32 / _f64) defined.
  * A plane is one (image, channel) pair: in = D*H*W elements of x, out = oD*oH*oW of y. */
 
+/* max_plane's rule for an element against its window's maximum so far: it replaces it when larger
+ * or NaN (and, at the window's first element, always: the callers' part). */
+static inline __attribute__((always_inline)) int SUFFIX(replaces)(T v, T max)
+{
+    return (v > max) | (v != v);
+}
+
 /* Tap `off` of a row of windows (stride s) against the running maxima of outputs [first, end), by
  * max_plane's rules. */
 static inline __attribute__((always_inline)) void
@@ -10,7 +17,7 @@ SUFFIX(max_tap)(const T *restrict row, TAP base, int64_t off, int64_t first, int
 {
     for (int64_t ow = first; ow < end; ++ow) {
         const T v = row[ow * s + off];
-        const int take = (v > y[ow]) | (v != v) | (at[ow] < 0);
+        const int take = SUFFIX(replaces)(v, y[ow]) | (at[ow] < 0);
         y[ow] = take ? v : y[ow];
         at[ow] = take ? base + (TAP)(ow * s + off) : at[ow];
     }
@@ -23,10 +30,10 @@ SUFFIX(max_pairs)(const T *restrict row, TAP base, int64_t oW, T *restrict y, TA
 {
     for (int64_t ow = 0; ow < oW; ++ow) {
         const T v0 = row[2 * ow], v1 = row[2 * ow + 1];
-        const int take0 = (v0 > y[ow]) | (v0 != v0) | (at[ow] < 0);
+        const int take0 = SUFFIX(replaces)(v0, y[ow]) | (at[ow] < 0);
         const T y0 = take0 ? v0 : y[ow];
         const TAP a0 = take0 ? base + (TAP)(2 * ow) : at[ow];
-        const int take1 = (v1 > y0) | (v1 != v1);
+        const int take1 = SUFFIX(replaces)(v1, y0);
         y[ow] = take1 ? v1 : y0;
         at[ow] = take1 ? base + (TAP)(2 * ow + 1) : a0;
     }
@@ -47,7 +54,7 @@ SUFFIX(max_quads)(const T *restrict top, const T *restrict bottom, TAP base, TAP
         T m = v[0];
         TAP at = tap[0];
         for (int k = 1; k < 4; ++k) {
-            const int take = (v[k] > m) | (v[k] != v[k]);
+            const int take = SUFFIX(replaces)(v[k], m);
             m = take ? v[k] : m;
             at = take ? tap[k] : at;
         }
@@ -57,11 +64,12 @@ SUFFIX(max_quads)(const T *restrict top, const T *restrict bottom, TAP base, TAP
 }
 
 /* One plane of max pooling. Row by row: for each tap (kd, kh, kw) in scan order, every output
- * column ow of the row compares its running maximum with its tap. An element replaces the
- * maximum when it is larger or NaN, or when the window has none yet: so the first maximum in
- * scan order wins a tie, NaN propagates (the last NaN is kept, as PyTorch does), a window of -inf
- * still points at an element, and a window with no element inside the input (possible with
- * dilation) gives -inf and index -1, which scatter and gather skip. */
+ * column ow of the row compares its running maximum with its tap (a row of 2 x 2 windows inside
+ * the input: all four taps in one pass, max_quads). An element replaces the maximum when it is
+ * larger or NaN, or when the window has none yet: so the first maximum in scan order wins a tie,
+ * NaN propagates (the last NaN is kept, as PyTorch does), a window of -inf still points at an
+ * element, and a window with no element inside the input (possible with dilation) gives -inf and
+ * index -1, which scatter and gather skip. */
 static void SUFFIX(max_plane)(const mc_geometry *g, const struct windows *win, const T *restrict x,
                               TAP *restrict at, int64_t *restrict index, T *restrict y)
 {
@@ -122,7 +130,7 @@ static void SUFFIX(adaptive_max_plane)(const mc_geometry *g, const struct window
             for (int64_t h = win->lo[1][oh]; h < win->hi[1][oh]; ++h)
                 for (int64_t w = win->lo[2][ow]; w < win->hi[2][ow]; ++w) {
                     const T v = x[(d * H + h) * W + w];
-                    if (v > best || v != v || at < 0) {
+                    if (SUFFIX(replaces)(v, best) || at < 0) {
                         best = v;
                         at = (d * H + h) * W + w;
                     }
@@ -269,6 +277,26 @@ SUFFIX(avg_pairs)(T *restrict row, int64_t oW, int adjoint, const T *restrict sh
             y[ow] = y[ow] + row[2 * ow] + row[2 * ow + 1];
 }
 
+/* A row of 2 x 2 windows (windows.quads) whose two input rows are both inside, in one pass: each
+ * sum made as tap by tap would, ((0 + top left) + top right) + ..., and divided; or (adjoint) each
+ * output over its divisor added into its four elements. */
+static inline __attribute__((always_inline)) void
+SUFFIX(avg_quads)(T *restrict top, T *restrict bottom, int64_t oW, int adjoint, const T *restrict divisors,
+                  T *restrict y)
+{
+    if (adjoint)
+        for (int64_t ow = 0; ow < oW; ++ow) {
+            const T share = y[ow] / divisors[ow];
+            top[2 * ow] += share;
+            top[2 * ow + 1] += share;
+            bottom[2 * ow] += share;
+            bottom[2 * ow + 1] += share;
+        }
+    else
+        for (int64_t ow = 0; ow < oW; ++ow)
+            y[ow] = ((((T)0 + top[2 * ow]) + top[2 * ow + 1]) + bottom[2 * ow] + bottom[2 * ow + 1]) / divisors[ow];
+}
+
 /* One plane of average pooling (adjoint == 0) or of its adjoint (adjoint == 1), row by row like
  * max_plane. Forward: the row's sums gather tap by tap in scan order, then each is divided by
  * its divisor. Adjoint: x = 0; each output over its divisor (the row `share`) is added to the
@@ -283,6 +311,12 @@ static void SUFFIX(avg_plane)(const mc_geometry *g, const struct windows *win, i
         memset(x, 0, (size_t)spatial_size(g->in) * sizeof(T));
     for (int64_t od = 0; od < g->out[0]; ++od)
     for (int64_t oh = 0; oh < g->out[1]; ++oh, y += oW, divisors += oW) {
+        const int64_t depth = od * g->stride[0] - g->pad[0], top = oh * g->stride[1] - g->pad[1];
+        if (win->quads && in_range(depth, D) && in_range(top, H) && in_range(top + 1, H)) {
+            T *upper = x + (depth * H + top) * W;
+            SUFFIX(avg_quads)(upper, upper + W, oW, adjoint, divisors, y);
+            continue;
+        }
         if (adjoint) {
             for (int64_t ow = 0; ow < oW; ++ow)
                 share[ow] = y[ow] / divisors[ow];

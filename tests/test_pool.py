@@ -124,6 +124,19 @@ def test_avg_pool1d_ceil_mode_and_padding_by_hand():
     np.testing.assert_allclose(F.avg_pool1d(x, 3, 2, padding=1, divisor_override=2).numpy(), [[[0.5, 3, 3.5]]])
 
 
+def test_average_of_negative_zeros_is_positive_zero_as_in_torch():
+    """A window's sum starts at +0, so a window of -0.0 averages to +0.0 (PyTorch's result), and
+    the adjoint adds each share into a zeroed input: both with every 2 x 2 window inside, padded,
+    and in 1-D."""
+    x = _tensor(np.full((1, 1, 4, 6), -0.0))
+    for y in (F.avg_pool2d(x, 2), F.avg_pool2d(x, 2, padding=1), F.avg_pool1d(x[0], 2)):
+        assert not np.signbit(y.numpy()).any()
+    grad = mc.tensor(np.full((1, 1, 2, 3), -0.0), requires_grad=True, dtype=x.dtype)
+    leaf = mc.tensor(x.numpy(), requires_grad=True, dtype=x.dtype)
+    F.avg_pool2d(leaf, 2).backward(grad)
+    assert not np.signbit(leaf.grad.numpy()).any()
+
+
 def test_lp_pool_by_hand():
     x = _tensor([[[3.0, -4.0, 0.0, 0.0, 1.0, 1.0]]])
     np.testing.assert_allclose(F.lp_pool1d(x, 2, 2).numpy(), [[[5, 0, math.sqrt(2)]]])
@@ -216,6 +229,41 @@ def test_tie_and_nan_rules_match_torch():
         ty, tidx = torch.nn.functional.max_pool1d(torch.tensor(x), *args, return_indices=True)
         np.testing.assert_array_equal(y.numpy(), ty.numpy())
         np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+
+
+def _two_by_two_windows():
+    """One row of 2 x 2 windows, (1, 1, 2, 16): NaN at each tap, two NaNs, a tie, -inf, a plain one."""
+    nan, inf = np.nan, np.inf
+    windows = [[[nan, 1], [2, 3]], [[1, nan], [2, 3]], [[1, 2], [nan, 3]], [[1, 2], [3, nan]],
+               [[nan, 1], [nan, 3]], [[2, 5], [5, 5]], [[-inf, -inf], [-inf, -inf]], [[4, 1], [2, 3]]]
+    return np.concatenate(np.array(windows), axis=1)[None, None]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("padding", [(0, 0), (1, 0)])
+def test_two_by_two_windows_keep_the_tie_and_nan_rules(dtype, padding):
+    """2 x 2 windows with both rows inside take one pass over all four taps (csrc/pool_body.h,
+    max_quads): NaN at any tap wins, of two NaNs the last, of tied maxima the first, and a window of
+    -inf points at its first element. Padded in height, the same windows go tap by tap. By hand and
+    against the numpy reference."""
+    x = _two_by_two_windows()
+    y, idx = F.max_pool2d(_tensor(x, dtype), 2, padding=padding, return_indices=True)
+    ry, ridx = reference_max(x.astype(dtype), (2, 2), (2, 2), padding, (1, 1), False)
+    np.testing.assert_array_equal(y.numpy(), ry)
+    np.testing.assert_array_equal(idx.numpy(), ridx)
+    if padding == (0, 0):
+        np.testing.assert_array_equal(y.numpy().ravel(), [np.nan] * 5 + [5, -np.inf, 4])
+        np.testing.assert_array_equal(idx.numpy().ravel(), [0, 3, 20, 23, 24, 11, 12, 14])
+
+
+@pytest.mark.parametrize("padding", [(0, 0), (1, 0)])
+def test_two_by_two_windows_match_torch(padding):
+    torch = pytest.importorskip("torch")
+    x = _two_by_two_windows()
+    y, idx = F.max_pool2d(_tensor(x), 2, padding=padding, return_indices=True)
+    ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), 2, padding=padding, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
 
 
 # -- every C entry point against the numpy reference -----------------------------------------------
