@@ -21,8 +21,8 @@ import numpy as np
 MODELS = {"lenet5": ((64, 1, 28, 28), "LeNet-5, 28x28, batch 64"),
           "mnist1d_cnn": ((100, 1, 40), "MNIST-1D CNN, batch 100")}
 # Every op reaches the C kernels through one of these (conv, pooling and tiled ops through run; ReLU
-# through relu_gate): the time inside them is the step's share in C.
-C_ENTRY_POINTS = ("run", "relu_gate")
+# and its gradient through relu and relu_gate): the time inside them is the step's share in C.
+C_ENTRY_POINTS = ("run", "relu", "relu_gate")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench_step.json")
 
 

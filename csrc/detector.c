@@ -1,45 +1,54 @@
-/* detector.c — the chapter's detector stage, ReLU, as one gate that serves both of its roles:
+/* detector.c — the chapter's detector stage, ReLU, and its gradient, both PyTorch's to the bit:
  *
- *   relu_gate   out[i] = 0 where a[i] <= 0, else g[i]
+ *   relu        y[i]   = 0 where x[i] < 0, else x[i]    (clamp_min: -0 and NaN pass)
+ *   relu_gate   out[i] = 0 where a[i] <= 0, else g[i]   (threshold_backward: +0 at a = 0)
  *
- * relu(x) is relu_gate(x, x) (NaN passes, as in PyTorch) and its gradient is relu_gate(x, g),
- * PyTorch's threshold_backward: a select, not a multiply by a 0/1 mask, so no -0 and no 0 * inf.
- * numpy's np.maximum(x, 0) and np.where branch on each element, and a network's activations
- * have random signs: on LeNet's first layer (221K floats) they took 125 and 1,100 us, this loop
- * 45 us with SSE and 28 with AVX2 (out of L2, so wider lanes pay). The loop is compiled for each
- * SIMD path, as peak.c's is, and the entry point (detector_body.h) splits it over the threads
- * outside any target region. Elementwise, so the same bits at any thread count. */
+ * The gate is linear in g, so the gradient of the gradient is the gate again. Selects, not
+ * multiplies by a 0/1 mask, so no -0 and no 0 * inf = NaN in a gradient. numpy's np.maximum(x,
+ * 0) and np.where branch on each element, and a network's activations have random signs: on
+ * LeNet's first layer (221K floats) they took 125 and 1,100 us, this loop 45 us with SSE and 28
+ * with AVX2 (out of L2, so wider lanes pay). The loops are compiled for each SIMD path, as
+ * peak.c's are, and the entry points (detector_body.h) split them over the threads outside any
+ * target region. Elementwise, so the same bits at any thread count. */
 #include <omp.h>
 #include <stdint.h>
 
 #include "mc.h"
 #include "kernel.h"
 
-/* g is read whatever a says, so that the select needs no branch: a compare and a mask. */
-#define GATE_LOOP(name, T)                                                                 \
+/* g[i] unless a[i] is below zero (OPEN) or at or below it (CLOSED); g is read whatever a says, so
+ * that the select needs no branch: a compare and a mask. */
+#define OPEN(v) ((v) < 0)
+#define CLOSED(v) ((v) <= 0)
+#define GATE_LOOP(name, T, BLOCKS)                                                         \
     static void name(int64_t n, const T *restrict a, const T *restrict g, T *restrict out) \
     {                                                                                      \
         for (int64_t i = 0; i < n; ++i) {                                                  \
             const T pass = g[i];                                                           \
-            out[i] = a[i] <= 0 ? (T)0 : pass;                                              \
+            out[i] = BLOCKS(a[i]) ? (T)0 : pass;                                           \
         }                                                                                  \
     }
+#define GATE_LOOPS(path)                              \
+    GATE_LOOP(relu_##path##_f32, float, OPEN)         \
+    GATE_LOOP(relu_##path##_f64, double, OPEN)        \
+    GATE_LOOP(gate_##path##_f32, float, CLOSED)       \
+    GATE_LOOP(gate_##path##_f64, double, CLOSED)
 
-GATE_LOOP(gate_generic_f32, float)
-GATE_LOOP(gate_generic_f64, double)
+GATE_LOOPS(generic)
 #ifdef MC_X86_PATHS
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v3")
-GATE_LOOP(gate_avx2_f32, float)
-GATE_LOOP(gate_avx2_f64, double)
+GATE_LOOPS(avx2)
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v4")
-GATE_LOOP(gate_avx512_f32, float)
-GATE_LOOP(gate_avx512_f64, double)
+GATE_LOOPS(avx512)
 #pragma GCC pop_options
 #endif
+#undef GATE_LOOPS
 #undef GATE_LOOP
+#undef CLOSED
+#undef OPEN
 
 #define BODY "detector_body.h"
 #include "for_each_dtype.h"

@@ -147,9 +147,12 @@ int mc_tiled_input_grad_f64(const mc_geometry *g, int64_t batch, const double *r
 int mc_tiled_weight_grad_f32(const mc_geometry *g, int64_t batch, const float *restrict x, const float *restrict y, float *restrict w);
 int mc_tiled_weight_grad_f64(const mc_geometry *g, int64_t batch, const double *restrict x, const double *restrict y, double *restrict w);
 
-/* The detector stage (detector.c): out[i] = 0 where a[i] <= 0, else g[i], for n contiguous
- * elements; a and g may be the same array, out neither. ReLU is relu_gate(x, x) and its gradient
- * relu_gate(x, g). */
+/* The detector stage (detector.c), n contiguous elements, PyTorch's to the bit:
+ *   relu        y = 0 where x < 0, else x       (clamp_min: -0 and NaN pass)
+ *   relu_gate   out = 0 where a <= 0, else g    (ReLU's gradient at a, threshold_backward)
+ * a and g may be the same array; y and out must not overlap the inputs. */
+int mc_relu_f32(int64_t n, const float *restrict x, float *restrict y);
+int mc_relu_f64(int64_t n, const double *restrict x, double *restrict y);
 int mc_relu_gate_f32(int64_t n, const float *restrict a, const float *restrict g, float *restrict out);
 int mc_relu_gate_f64(int64_t n, const double *restrict a, const double *restrict g, double *restrict out);
 

@@ -2,7 +2,8 @@
 
 Thin wrappers that turn C's error codes into exceptions: `gemm` checks what C cannot (dtypes,
 shapes, strides) and allocates its result; `run` calls any geometry kernel (im2col, conv, tiled,
-pool) on arrays its caller has checked and allocated. Environment variables read at import:
+pool) on arrays its caller has checked and allocated; `relu` and `relu_gate` are ReLU and its
+gradient, elementwise. Environment variables read at import:
 
 - ``OMP_NUM_THREADS``: the default thread count (else ``os.cpu_count()``).
 - ``MINITORCH_CONV_SIMD``: ``avx512`` | ``avx2`` | ``generic`` forces a SIMD path (capped at
@@ -35,7 +36,7 @@ except ImportError as err:  # most often: the source folder shadows the installe
 
 __all__ = [
     "simd_path", "set_simd", "available_simd", "set_num_threads", "get_num_threads",
-    "gemm", "c_geometry", "run", "conv_workspace", "keeps_freed_memory",
+    "gemm", "c_geometry", "run", "conv_workspace", "relu", "relu_gate", "keeps_freed_memory",
 ]
 
 _SIMD_LEVELS = {"generic": 0, "avx2": 1, "avx512": 2}
@@ -211,20 +212,33 @@ def conv_workspace(geom, chunk):
 
 # ---- the detector stage --------------------------------------------------------------
 
+def _elementwise(kernel, *arrays):
+    """A new array from mc_<kernel>_<f32|f64>(n, *arrays, out), the arrays float, of one shape and
+    dtype, made C-contiguous and aligned for C."""
+    arrays = [np.require(a, requirements="CA") for a in arrays]
+    out = np.empty(arrays[0].shape, arrays[0].dtype)
+    ctype = _CTYPES[out.dtype]
+    fn = getattr(lib, f"mc_{kernel}_{_DTYPES[out.dtype]}")
+    _check(fn(out.size, *(ffi.from_buffer(ctype, a) for a in arrays), ffi.from_buffer(ctype, out)), kernel)
+    return out
+
+
+def relu(x):
+    """0 where x < 0, else x (PyTorch's clamp_min(x, 0): -0 and NaN pass): C (mc_relu) for float
+    arrays, numpy for others."""
+    if x.dtype not in _DTYPES:
+        return np.where(x < 0, np.zeros((), x.dtype), x)
+    return _elementwise("relu", x)
+
+
 def relu_gate(a, g):
-    """0 where a <= 0, else g (a and g of one shape): ReLU as relu_gate(x, x), its gradient as
-    relu_gate(x, g). Float arrays of one dtype go to C (mc_relu_gate); any others to numpy."""
+    """0 where a <= 0, else g (a and g of one shape): ReLU's gradient at a (PyTorch's
+    threshold_backward). C (mc_relu_gate) for float arrays of one dtype, numpy for others."""
     if a.shape != g.shape:
         raise ValueError(f"relu_gate: a has shape {a.shape} but g has shape {g.shape}")
     if a.dtype != g.dtype or a.dtype not in _DTYPES:
         return np.where(a <= 0, np.zeros((), g.dtype), g)
-    a, g = np.ascontiguousarray(a), np.ascontiguousarray(g)
-    out = np.empty(a.shape, a.dtype)
-    fn = lib.mc_relu_gate_f32 if _DTYPES[a.dtype] == "f32" else lib.mc_relu_gate_f64
-    ctype = _CTYPES[a.dtype]
-    _check(fn(a.size, ffi.from_buffer(ctype, a), ffi.from_buffer(ctype, g), ffi.from_buffer(ctype, out)),
-           "relu_gate")
-    return out
+    return _elementwise("relu_gate", a, g)
 
 
 # ---- GEMM -------------------------------------------------------------------------
@@ -285,8 +299,9 @@ set_num_threads(_threads_from_env())
 _simd_from_env()
 # A training step frees its activations and gradients and allocates them again; by default glibc
 # hands such memory back to the system and every reuse faults its pages in again, zeroed: a LeNet
-# step (batch 64) took 1,000 page faults and 1.5x the time. Freed memory is kept instead (process-
-# wide, as PyTorch's caching allocator keeps its own), unless MINITORCH_CONV_KEEP_MEMORY=0.
+# step (batch 64) took 1,026 page faults and 1.3-1.45x the time at commit f6dcbc8 (README, Threads
+# and SIMD). Freed memory is kept instead (process-wide, as PyTorch's caching allocator keeps its
+# own), unless MINITORCH_CONV_KEEP_MEMORY=0.
 _keeps_memory = os.environ.get("MINITORCH_CONV_KEEP_MEMORY", "").strip() != "0" and bool(lib.mc_keep_freed_memory())
 
 

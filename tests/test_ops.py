@@ -103,14 +103,18 @@ def test_against_torch(name, dtype):
         np.testing.assert_allclose(ours_x.grad.numpy(), theirs_x.grad.numpy(), **tol)
 
 
+SPECIAL = [np.nan, -np.inf, -1.0, -0.0, 0.0, 0.5, np.inf]
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_relu_gate_special_values(dtype):
-    """ReLU and its gradient select (PyTorch's relu and threshold_backward), never multiply by a mask:
-    NaN passes, a non-positive input gives +0 even against an infinite or NaN gradient."""
-    x = mc.tensor([np.nan, -np.inf, -1.0, -0.0, 0.0, 0.5, np.inf], requires_grad=True, dtype=dtype)
+def test_relu_special_values(dtype):
+    """ReLU is PyTorch's clamp_min(x, 0), -0 and NaN passing; its gradient is threshold_backward, a
+    select, never a multiply by a 0/1 mask: NaN inputs pass their gradient, and an input <= 0 gives
+    +0 even against an infinite or NaN gradient."""
+    x = mc.tensor(SPECIAL, requires_grad=True, dtype=dtype)
     y = x.relu()
     np.testing.assert_array_equal(y.numpy(), [np.nan, 0, 0, 0, 0, 0.5, np.inf])
-    assert not np.signbit(y.numpy()[1:5]).any()
+    np.testing.assert_array_equal(np.signbit(y.numpy()), [False, False, False, True, False, False, False])
     g = np.array([7.0, np.inf, np.nan, -np.inf, -2.0, 3.0, -4.0], dtype)
     y.backward(mc.tensor(g, dtype=dtype))
     np.testing.assert_array_equal(x.grad.numpy(), [7.0, 0, 0, 0, 0, 3.0, -4.0])
@@ -118,11 +122,33 @@ def test_relu_gate_special_values(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_special_values_bitwise_against_torch(dtype):
+    torch = pytest.importorskip("torch")
+    ours = mc.tensor(SPECIAL * 3, requires_grad=True, dtype=dtype)  # past one vector of lanes
+    theirs = torch.tensor(ours.numpy(), requires_grad=True)
+    g = np.array([7.0, np.inf, np.nan, -np.inf, -2.0, 3.0, -4.0] * 3, dtype)
+    y, expected = ours.relu(), torch.relu(theirs)
+    y.backward(mc.tensor(g, dtype=dtype))
+    expected.backward(torch.tensor(g))
+    for a, b in ((y.numpy(), expected.detach().numpy()), (ours.grad.numpy(), theirs.grad.numpy())):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+
+
+def test_relu_of_a_zero_dimensional_tensor():
+    x = mc.tensor([1.5, -2.0], requires_grad=True, dtype=mc.float64)
+    y = (1 - x.sum() * x[0]).relu()  # 0-d: 1 - (-0.5 * 1.5) = 1.75
+    assert y.shape == () and y.item() == 1.75
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [-2 * 1.5 + 2.0, -1.5])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_relu_gate_large_strided_and_integer(threads, dtype, simd):
-    """The C gate on every SIMD path, over more elements than one thread takes (an odd count, so
-    the threads' shares and the vector loops have remainders), from a non-contiguous view, against
-    numpy's where; an integer tensor takes numpy's path."""
+def test_relu_large_strided_and_integer(threads, dtype, simd):
+    """ReLU and its gradient in C on every SIMD path, over more elements than one thread takes (an
+    odd count, so the threads' shares and the vector loops have remainders), from a non-contiguous
+    view, against numpy's where; an integer tensor takes numpy's path."""
     rng = np.random.default_rng(5)
     data = rng.standard_normal((63, 6, 23, 25)).astype(dtype)
     before = mc.get_num_threads()
