@@ -1,8 +1,9 @@
 """Elementwise, reduction and shape ops, each beside its gradient rule.
 
-An op is one forward (numpy's, or for ReLU a C loop) and, for each input, one rule `(g, out) -> that input's gradient` written
-with Tensor ops, so a gradient is itself a graph and can be differentiated again. Undoing broadcasting and
-dtype promotion is the engine's job (autograd._backprop), so no rule here repeats it.
+An op is one forward (numpy's, or for ReLU a C loop) and, for each input, one rule `(g, out) -> that
+input's gradient` written with Tensor ops, so a gradient is itself a graph and can be differentiated
+again. Undoing broadcasting and dtype promotion is the engine's job (autograd._backprop), so no rule
+here repeats it.
 """
 import builtins
 import math
@@ -29,13 +30,13 @@ def exp(a): return record(np.exp(a.data), (a,), lambda g, out: g * out)
 def log(a): return record(np.log(a.data), (a,), lambda g, out: g / a)
 def sqrt(a): return record(np.sqrt(a.data), (a,), lambda g, out: g / (2 * out))
 def tanh(a): return record(np.tanh(a.data), (a,), lambda g, out: g * (1 - out * out))
-def relu(a): return relu_gate(a, a)
+def relu(a): return record(_kernels.relu(a.data), (a,), lambda g, out: relu_gate(a, g))
 def abs(a): return record(np.abs(a.data), (a,), lambda g, out: g * _const(np.sign(a.data)))
 
 
 def relu_gate(a, g):
-    """g where a > 0 (or is NaN), else 0, in C (csrc/detector.c): ReLU is relu_gate(a, a), and its
-    gradient, linear in g, relu_gate(a, g) again, with a a constant."""
+    """g where a > 0 (or is NaN), else 0, in C (csrc/detector.c): ReLU's gradient at a, and, linear
+    in g, its own gradient again, with a a constant."""
     return record(_kernels.relu_gate(a.data, g.data), (g,), lambda gg, out: relu_gate(a, gg))
 
 
@@ -90,17 +91,20 @@ def _axes(axis, ndim, where):
     for ax in axes:
         if isinstance(ax, bool) or not isinstance(ax, (int, np.integer)):
             raise TypeError(f"{where}: axis must be an int or a tuple of ints, got {axis!r}")
-        if not -ndim <= ax < builtins.max(ndim, 1):
+        if not -builtins.max(ndim, 1) <= ax < builtins.max(ndim, 1):
             raise ValueError(f"{where}: axis {ax} is out of range for a tensor with {ndim} dimensions")
     axes = tuple(sorted(int(ax) % builtins.max(ndim, 1) for ax in axes))
     if len(set(axes)) != len(axes):
         raise ValueError(f"{where}: repeated axis in {axis!r}")
-    return axes
+    return axes if ndim else ()  # a 0-d tensor's one nominal axis (0 or -1) has nothing to reduce
 
 
 def _axis(axis, ndim, where):
-    """One axis as a non-negative int (a tuple of them is not one)."""
-    return _axes(axis if type(axis) is int else (axis,), ndim, where)[0]
+    """One axis as a non-negative int (0 for a 0-d tensor, which numpy takes as an int axis)."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{where}: axis must be an int, got {axis!r}")
+    axes = _axes(int(axis), ndim, where)
+    return axes[0] if axes else 0
 
 
 def _kept_shape(shape, axes):
@@ -133,15 +137,27 @@ def max(a, axis=None, keepdims=False):
     return record(kept if keepdims else kept.reshape(np.delete(a.shape, axes)), (a,), rule)
 
 
+def _shifted(a, axis):
+    """a's data minus its maximum along `axis`: exp cannot overflow, and softmax is unchanged."""
+    return a.data - a.data.max(axis, keepdims=True, initial=-np.inf)
+
+
+def softmax(a, axis):
+    """exp(a) / its sum along one axis, with PyTorch's rule, (g - <g, softmax>) * softmax."""
+    axis = _axis(axis, a.ndim, "softmax")
+    e = np.exp(_shifted(a, axis))
+    return record(e / e.sum(axis, keepdims=True), (a,),
+                  lambda g, out: (g - (g * out).sum(axis, keepdims=True)) * out)
+
+
 def log_softmax(a, axis):
-    """log(softmax(a)) along one axis, shifted by its maximum so that exp cannot overflow: one op with
-    PyTorch's rule (g minus softmax times g's sum) where composing it took six, for every classifier's loss."""
+    """log(softmax(a)) along one axis: one op with PyTorch's rule (g minus softmax times g's sum) where
+    composing it took six, for every classifier's loss."""
     axis = _axis(axis, a.ndim, "log_softmax")
-    if a.shape and a.shape[axis] == 0:
-        raise ValueError(f"log_softmax: cannot normalise over an empty axis of a tensor of shape {a.shape}")
-    shifted = a.data - a.data.max(axis, keepdims=True)
-    return record(shifted - np.log(np.exp(shifted).sum(axis, keepdims=True)), (a,),
-                  lambda g, out: g - out.exp() * g.sum(axis, keepdims=True))
+    shifted = _shifted(a, axis)
+    with np.errstate(divide="ignore"):  # log(0) of an empty axis's sum, broadcast over no element
+        data = shifted - np.log(np.exp(shifted).sum(axis, keepdims=True))
+    return record(data, (a,), lambda g, out: g - out.exp() * g.sum(axis, keepdims=True))
 
 
 # -- shapes ---------------------------------------------------------------------------------------
@@ -208,7 +224,7 @@ def permute(a, dims):
 
 def transpose(a, dim0, dim1):
     i, j = _axis(dim0, a.ndim, "transpose"), _axis(dim1, a.ndim, "transpose")
-    return record(a.data.swapaxes(i, j), (a,), lambda g, out: g.transpose(i, j))
+    return record(a.data if i == j else a.data.swapaxes(i, j), (a,), lambda g, out: g.transpose(i, j))
 
 
 def flatten(a, start_dim=0, end_dim=-1):

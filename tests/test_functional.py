@@ -56,6 +56,19 @@ def test_softmax_is_stable_for_huge_logits():
     assert np.isfinite(F.cross_entropy(mc.tensor([[1000.0, -1000.0]]), [1]).item())
 
 
+def test_softmax_edge_shapes_as_torch():
+    """A 0-d tensor normalises to 1 (log 0) along axis 0 or -1; an empty axis gives an empty result;
+    transposing a 0-d tensor returns it."""
+    x = mc.tensor(3.0, requires_grad=True, dtype=mc.float64)
+    for dim in (0, -1):
+        assert F.softmax(x, dim).item() == 1.0 and F.log_softmax(x, dim).item() == 0.0
+    F.log_softmax(x, -1).backward()
+    assert x.grad.item() == 0.0
+    assert x.transpose(0, -1).item() == 3.0
+    empty = mc.zeros(2, 0)
+    assert F.log_softmax(empty, 1).shape == (2, 0) and F.softmax(empty, 1).shape == (2, 0)
+
+
 def test_dropout():
     mc.manual_seed(0)
     x = mc.ones(200, 100, requires_grad=True)
