@@ -9,9 +9,9 @@
  * pooling sweep one output row at a time: for each kernel tap in scan order, the whole row is
  * updated from one input row, over a precomputed range of in-bounds columns, so the innermost
  * loop has no bounds test and no branch and vectorises (2 x 2 windows: both taps of a row in one
- * loop; for max pooling, where both rows are inside, all four taps in one pass — 1.5-1.6x the
- * speed of two passes on LeNet's and the benchmark's planes). Each output element still sees its
- * window in scan order, which the tie and NaN rules rely on. Memory-bound, so built once, without
+ * loop, and where both rows are inside, all four taps in one pass — 1.5-1.9x the speed of two
+ * passes on LeNet's and the benchmark's planes). Each output element still sees its window in scan
+ * order, which the tie and NaN rules and the order of the sums rely on. Memory-bound, so built once, without
  * SIMD variants. */
 #include <math.h>
 #include <stdint.h>
@@ -43,7 +43,7 @@ struct windows {
     int64_t *lo[3], *hi[3], *count[3];
     int64_t *first, *end;
     int pairs;  /* each window's columns are two adjacent ones, the next window's right after */
-    int quads;  /* pairs, on two rows of one depth: a 2 x 2 window (max_quads) */
+    int quads;  /* pairs, on two rows of one depth: a 2 x 2 window (max_quads, avg_quads) */
     int64_t *buffer;
 };
 
