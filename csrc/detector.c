@@ -16,10 +16,10 @@
 #include "mc.h"
 #include "kernel.h"
 
-/* g[i] unless a[i] is below zero (OPEN) or at or below it (CLOSED); g is read whatever a says, so
- * that the select needs no branch: a compare and a mask. */
-#define OPEN(v) ((v) < 0)
-#define CLOSED(v) ((v) <= 0)
+/* g[i] unless BLOCKS(a[i]); g is read whatever a says, so that the select needs no branch: a
+ * compare and a mask. */
+#define BELOW_ZERO(v) ((v) < 0)
+#define AT_OR_BELOW_ZERO(v) ((v) <= 0)
 #define GATE_LOOP(name, T, BLOCKS)                                                         \
     static void name(int64_t n, const T *restrict a, const T *restrict g, T *restrict out) \
     {                                                                                      \
@@ -28,11 +28,11 @@
             out[i] = BLOCKS(a[i]) ? (T)0 : pass;                                           \
         }                                                                                  \
     }
-#define GATE_LOOPS(path)                              \
-    GATE_LOOP(relu_##path##_f32, float, OPEN)         \
-    GATE_LOOP(relu_##path##_f64, double, OPEN)        \
-    GATE_LOOP(gate_##path##_f32, float, CLOSED)       \
-    GATE_LOOP(gate_##path##_f64, double, CLOSED)
+#define GATE_LOOPS(path)                                  \
+    GATE_LOOP(relu_##path##_f32, float, BELOW_ZERO)       \
+    GATE_LOOP(relu_##path##_f64, double, BELOW_ZERO)      \
+    GATE_LOOP(gate_##path##_f32, float, AT_OR_BELOW_ZERO) \
+    GATE_LOOP(gate_##path##_f64, double, AT_OR_BELOW_ZERO)
 
 GATE_LOOPS(generic)
 #ifdef MC_X86_PATHS
@@ -47,8 +47,8 @@ GATE_LOOPS(avx512)
 #endif
 #undef GATE_LOOPS
 #undef GATE_LOOP
-#undef CLOSED
-#undef OPEN
+#undef AT_OR_BELOW_ZERO
+#undef BELOW_ZERO
 
 #define BODY "detector_body.h"
 #include "for_each_dtype.h"

@@ -100,7 +100,8 @@ def _axes(axis, ndim, where):
 
 
 def _axis(axis, ndim, where):
-    """One axis as a non-negative int (0 for a 0-d tensor, which numpy takes as an int axis)."""
+    """One axis as a non-negative int (0 for a 0-d tensor: numpy's reductions accept axis 0 on 0-d
+    arrays)."""
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"{where}: axis must be an int, got {axis!r}")
     axes = _axes(int(axis), ndim, where)
@@ -138,8 +139,11 @@ def max(a, axis=None, keepdims=False):
 
 
 def _shifted(a, axis):
-    """a's data minus its maximum along `axis`: exp cannot overflow, and softmax is unchanged."""
-    return a.data - a.data.max(axis, keepdims=True, initial=-np.inf)
+    """a's data minus its maximum along `axis`: exp cannot overflow, and softmax is unchanged. An
+    integer tensor's is float64; a row of -inf, or one holding +inf, shifts to NaN, as torch's."""
+    data = a.data if a.dtype.kind == "f" else a.data.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return data - data.max(axis, keepdims=True, initial=-np.inf)
 
 
 def softmax(a, axis):

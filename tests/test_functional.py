@@ -1,4 +1,6 @@
 """Activations, losses and dropout: gradient checks, PyTorch as oracle, and argument errors."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -44,8 +46,10 @@ def test_against_torch(name, dtype):
     out, expected = fn(*ours), torch_fn(torch, *theirs)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), **tol)
-    out.sum().backward()
-    expected.sum().backward()
+    # random weights, not a plain sum: softmax's gradient of a sum is zero but for rounding
+    weights = np.random.default_rng(2).standard_normal(out.shape).astype(dtype)
+    (out * mc.tensor(weights, dtype=dtype)).sum().backward()
+    (expected * torch.tensor(weights)).sum().backward()
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), **tol)
 
@@ -56,9 +60,10 @@ def test_softmax_is_stable_for_huge_logits():
     assert np.isfinite(F.cross_entropy(mc.tensor([[1000.0, -1000.0]]), [1]).item())
 
 
-def test_softmax_edge_shapes_as_torch():
-    """A 0-d tensor normalises to 1 (log 0) along axis 0 or -1; an empty axis gives an empty result;
-    transposing a 0-d tensor returns it."""
+def test_softmax_edge_shapes():
+    """As in torch: a 0-d tensor's softmax along axis 0 or -1 is 1 (its log 0, with gradient 0); an
+    empty axis gives an empty result and a row of -inf, or one holding +inf, NaN, neither with a
+    warning; transposing a 0-d tensor returns it. An integer tensor's softmax is a float64 one."""
     x = mc.tensor(3.0, requires_grad=True, dtype=mc.float64)
     for dim in (0, -1):
         assert F.softmax(x, dim).item() == 1.0 and F.log_softmax(x, dim).item() == 0.0
@@ -66,7 +71,13 @@ def test_softmax_edge_shapes_as_torch():
     assert x.grad.item() == 0.0
     assert x.transpose(0, -1).item() == 3.0
     empty = mc.zeros(2, 0)
-    assert F.log_softmax(empty, 1).shape == (2, 0) and F.softmax(empty, 1).shape == (2, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert F.log_softmax(empty, 1).shape == (2, 0) and F.softmax(empty, 1).shape == (2, 0)
+        row = F.softmax(mc.tensor([[-np.inf, -np.inf], [np.inf, 0.0]]), 1)
+    assert np.isnan(row.numpy()).all()  # torch's too: inf - inf in the shift
+    ints = F.softmax(mc.Tensor(np.array([2, 2])), 0)
+    assert ints.dtype == np.float64 and ints.tolist() == [0.5, 0.5]
 
 
 def test_dropout():

@@ -104,10 +104,11 @@ def test_against_torch(name, dtype):
 
 
 SPECIAL = [np.nan, -np.inf, -1.0, -0.0, 0.0, 0.5, np.inf]
+SPECIAL_GRAD = [7.0, np.inf, np.nan, -np.inf, -2.0, 3.0, -4.0]  # a gradient for each of SPECIAL
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_relu_special_values(dtype):
+def test_relu_special_values(dtype, simd):
     """ReLU is PyTorch's clamp_min(x, 0), -0 and NaN passing; its gradient is threshold_backward, a
     select, never a multiply by a 0/1 mask: NaN inputs pass their gradient, and an input <= 0 gives
     +0 even against an infinite or NaN gradient."""
@@ -115,18 +116,17 @@ def test_relu_special_values(dtype):
     y = x.relu()
     np.testing.assert_array_equal(y.numpy(), [np.nan, 0, 0, 0, 0, 0.5, np.inf])
     np.testing.assert_array_equal(np.signbit(y.numpy()), [False, False, False, True, False, False, False])
-    g = np.array([7.0, np.inf, np.nan, -np.inf, -2.0, 3.0, -4.0], dtype)
-    y.backward(mc.tensor(g, dtype=dtype))
+    y.backward(mc.tensor(np.array(SPECIAL_GRAD, dtype), dtype=dtype))
     np.testing.assert_array_equal(x.grad.numpy(), [7.0, 0, 0, 0, 0, 3.0, -4.0])
     assert not np.signbit(x.grad.numpy()[1:5]).any()
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_relu_special_values_bitwise_against_torch(dtype):
+def test_relu_special_values_bitwise_against_torch(dtype, simd):
     torch = pytest.importorskip("torch")
     ours = mc.tensor(SPECIAL * 3, requires_grad=True, dtype=dtype)  # past one vector of lanes
     theirs = torch.tensor(ours.numpy(), requires_grad=True)
-    g = np.array([7.0, np.inf, np.nan, -np.inf, -2.0, 3.0, -4.0] * 3, dtype)
+    g = np.array(SPECIAL_GRAD * 3, dtype)
     y, expected = ours.relu(), torch.relu(theirs)
     y.backward(mc.tensor(g, dtype=dtype))
     expected.backward(torch.tensor(g))

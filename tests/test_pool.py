@@ -124,6 +124,25 @@ def test_avg_pool1d_ceil_mode_and_padding_by_hand():
     np.testing.assert_allclose(F.avg_pool1d(x, 3, 2, padding=1, divisor_override=2).numpy(), [[[0.5, 3, 3.5]]])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_two_by_two_averages_sum_in_scan_order(dtype):
+    """Every 2 x 2 window inside sums ((0 + top left) + top right) + bottom left) + bottom right and
+    divides, bit for bit as tap by tap; the adjoint puts each output over 4 into a zeroed input.
+    Magnitudes spread over 12 orders, so another order of the sums would round differently."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((2, 3, 6, 10)) * 10.0 ** rng.integers(-6, 6, (2, 3, 6, 10))).astype(dtype)
+    quads = [x[..., i::2, j::2] for i in (0, 1) for j in (0, 1)]
+    expected = (((np.zeros((), dtype) + quads[0]) + quads[1]) + quads[2] + quads[3]) / np.asarray(4, dtype)
+    np.testing.assert_array_equal(F.avg_pool2d(_tensor(x, dtype), 2).numpy(), expected)
+    leaf = _tensor(x, dtype, requires_grad=True)
+    g = rng.standard_normal(expected.shape).astype(dtype)
+    F.avg_pool2d(leaf, 2).backward(_tensor(g, dtype))
+    share = g / np.asarray(4, dtype)
+    for i in (0, 1):
+        for j in (0, 1):
+            np.testing.assert_array_equal(leaf.grad.numpy()[..., i::2, j::2], share)
+
+
 def test_average_of_negative_zeros_is_positive_zero_as_in_torch():
     """A window's sum starts at +0, so a window of -0.0 averages to +0.0 (PyTorch's result), and
     the adjoint adds each share into a zeroed input: both with every 2 x 2 window inside, padded,
@@ -244,8 +263,8 @@ def _two_by_two_windows():
 def test_two_by_two_windows_keep_the_tie_and_nan_rules(dtype, padding):
     """2 x 2 windows with both rows inside take one pass over all four taps (csrc/pool_body.h,
     max_quads): NaN at any tap wins, of two NaNs the last, of tied maxima the first, and a window of
-    -inf points at its first element. Padded in height, the same windows go tap by tap. By hand and
-    against the numpy reference."""
+    -inf points at its first element. Padded in height, the same rows fall into windows that reach
+    into the padding and go tap by tap. By hand and against the numpy reference."""
     x = _two_by_two_windows()
     y, idx = F.max_pool2d(_tensor(x, dtype), 2, padding=padding, return_indices=True)
     ry, ridx = reference_max(x.astype(dtype), (2, 2), (2, 2), padding, (1, 1), False)
