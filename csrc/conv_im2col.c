@@ -87,7 +87,7 @@ static int64_t weight_grad_slab(int64_t cout_g, int64_t rows, int64_t k)
     if (cout_g > 144 || rows > 256 || macs < 2.0e6)
         return k;
     const int64_t slabs = macs >= 8 * 5.0e5 ? 8 : (int64_t)(macs / 5.0e5);
-    return (k + slabs * 256 - 1) / (slabs * 256) * 256;
+    return ceil_div(k, slabs * 256) * 256;
 }
 
 /* The share of the lanes of AVX2 float's 6 x 16 micro-tiles that an m x n
@@ -146,7 +146,7 @@ static chunk_layout layout(const mc_geometry *g, int64_t nb)
     c.y_in_place = c.n == L;
     c.ld = c.y_in_place ? L : padded_stride(c.n);
     c.slab = weight_grad_slab(cout_g, rows, c.n);
-    c.slabs = c.slab >= c.n ? 1 : (c.n + c.slab - 1) / c.slab;
+    c.slabs = c.slab >= c.n ? 1 : ceil_div(c.n, c.slab);
     c.cols = 0;
     c.wide = c.pw ? 0 : g->channels * spatial_size(g->kernel) * c.ld;
     c.part = c.wide + (c.y_in_place ? 0 : g->out_channels * c.ld);
@@ -204,7 +204,7 @@ static void padded_size(const mc_geometry *g, int64_t padded[3])
         const int64_t reach = (g->out[a] - 1) * g->stride[a] + (g->kernel[a] - 1) * g->dilation[a] + 1;
         padded[a] = g->pad[a] + g->in[a] > reach ? g->pad[a] + g->in[a] : reach;
     }
-    padded[2] = (padded[2] + g->stride[2] - 1) / g->stride[2] * g->stride[2];
+    padded[2] = ceil_div(padded[2], g->stride[2]) * g->stride[2];
 }
 
 /* even[q] = src[2q], odd[q] = src[2q + 1] for q < n: a row split into its
@@ -357,8 +357,8 @@ static int64_t implicit_slabs(int64_t positions, int64_t blocks)
  * returns their width. */
 static int64_t cut_panels(int64_t columns, int64_t most, int64_t *panels)
 {
-    *panels = (columns + most - 1) / most;
-    return ((columns + *panels - 1) / *panels + 15) / 16 * 16;
+    *panels = ceil_div(columns, most);
+    return ceil_div(ceil_div(columns, *panels), 16) * 16;
 }
 
 /* Images of at most this many output positions go several to a task of c,

@@ -287,7 +287,7 @@ static SUFFIX(gemm_panel) SUFFIX(forward_panel)(const void *ctx, int64_t t)
         return p;
     const forward_task next = at.group + 1 < g->groups ? (forward_task){at.image, at.group + 1, 0}
                                                        : (forward_task){at.image + job->images, 0, 0};
-    const int64_t share = (group_bytes + job->panels - 1) / job->panels, from = at.l0 / job->panel_width * share;
+    const int64_t share = ceil_div(group_bytes, job->panels), from = at.l0 / job->panel_width * share;
     if (next.image < job->batch && from < group_bytes) {
         p.fetch = (const char *)SUFFIX(group_in_x)(job, next) + from;
         p.fetch_bytes = from + share < group_bytes ? share : group_bytes - from;
@@ -537,11 +537,11 @@ int SUFFIX(mc_conv_forward_im2col)(const mc_geometry *g, int64_t batch,
     /* tiny images several to a task (in one panel), where all threads' copies fit: the
      * forward's bits depend on neither */
     int64_t images = images_per_task(g, batch, sizeof(T)), panels;
-    const int nt0 = threads_for(batch * G * ((L + PANEL_COLUMNS - 1) / PANEL_COLUMNS), batch * O * L * rows);
+    const int nt0 = threads_for(batch * G * ceil_div(L, PANEL_COLUMNS), batch * O * L * rows);
     if (copy_elements(g, nt0 * images, sizeof(T)) == 0)
         images = 1;
     const int64_t panel_width = cut_panels(images * L, PANEL_COLUMNS, &panels);
-    const int64_t tasks = (batch + images - 1) / images * G * panels;
+    const int64_t tasks = ceil_div(batch, images) * G * panels;
     const int nt = nt0 < tasks ? nt0 : (int)tasks;
     SUFFIX(forward_job) job;
     if (SUFFIX(forward_job_init)(&job, g, batch, nt, images, x) != MC_OK)
@@ -698,7 +698,7 @@ static int SUFFIX(g_implicit_task)(const void *ctx, int64_t t)
     const int64_t rows = g->channels / G * spatial_size(g->kernel);
     const int64_t gr = t / job->slabs, s = t % job->slabs;
     const int64_t b0 = job->blocks * s / job->slabs, b1 = job->blocks * (s + 1) / job->slabs;
-    const int64_t images = job->job->images, max_kc = images > 1 ? images * L : (L + job->per_image - 1) / job->per_image;
+    const int64_t images = job->job->images, max_kc = images > 1 ? images * L : ceil_div(L, job->per_image);
     const SUFFIX(g_slab) slab = {job, gr, b0, images > 1 ? malloc((size_t)(cout_g * max_kc) * sizeof(T)) : NULL};
     if (images > 1 && !slab.a_rows)
         return MC_ERR_NOMEM;
@@ -717,7 +717,7 @@ static int SUFFIX(weight_grad_implicit)(const mc_geometry *g, int64_t batch, int
                                         T *w)
 {
     const int64_t O = g->out_channels, G = g->groups, rows = g->channels / G * spatial_size(g->kernel);
-    const int64_t blocks = images > 1 ? (batch + images - 1) / images : batch * per_image;
+    const int64_t blocks = images > 1 ? ceil_div(batch, images) : batch * per_image;
     nt = copy_threads(g, nt, images, sizeof(T));
     SUFFIX(forward_job) fj;
     if (SUFFIX(forward_job_init)(&fj, g, batch, nt, images, x) != MC_OK)
@@ -783,7 +783,7 @@ int SUFFIX(mc_conv_weight_grad_im2col)(const mc_geometry *g, int64_t batch,
         memset(w, 0, (size_t)(O * rows) * sizeof(T));
     const int64_t per_image = (L + 255) / 256;  /* blocks of at most 256 positions */
     const int64_t images = batch > 0 ? images_per_task(g, batch, sizeof(T)) : 1;
-    const int64_t blocks = images > 1 ? (batch + images - 1) / images : batch * per_image;
+    const int64_t blocks = images > 1 ? ceil_div(batch, images) : batch * per_image;
     const int64_t slabs = implicit_slabs(batch * L, blocks);
     const int nt = threads_for(G * slabs, batch * O * L * rows);
     if (batch * O * L * rows > 0 && weight_grad_implicit_pays(g, sizeof(T)))
@@ -983,7 +983,7 @@ static int SUFFIX(input_grad_implicit)(const mc_geometry *g, int64_t batch, cons
 {
     const int64_t G = g->groups, cout_g = g->out_channels / G, L = spatial_size(g->out);
     const int64_t rows = g->channels / G * spatial_size(g->kernel);
-    const int64_t images = images_per_task(g, batch, sizeof(T)), runs = (batch + images - 1) / images * G;
+    const int64_t images = images_per_task(g, batch, sizeof(T)), runs = ceil_div(batch, images) * G;
     int64_t panels;
     const int64_t panel_width = cut_panels(images * L, H_PANEL_COLUMNS, &panels), tasks = runs * panels;
     const int nt = copy_threads(g, threads_for(runs, batch * cout_g * G * rows * L), images, sizeof(T));

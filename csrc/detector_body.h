@@ -24,7 +24,7 @@ static int SUFFIX(split)(SUFFIX(gate_loop) loop, int64_t n, const T *restrict a,
     #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
-        const int64_t share = (n + threads - 1) / threads;
+        const int64_t share = ceil_div(n, threads);
         const int64_t lo = share * me < n ? share * me : n, hi = lo + share < n ? lo + share : n;
         loop(hi - lo, a + lo, g + lo, out + lo);
     }

@@ -45,8 +45,6 @@
 MC_GEMM_KERNEL_STRUCT(float, gemm_kernel_f32);
 MC_GEMM_KERNEL_STRUCT(double, gemm_kernel_f64);
 
-static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 static void *scratch(int64_t bytes)
 {
     /* aligned_alloc wants a multiple of the alignment */

@@ -53,6 +53,9 @@ static inline int threads_for(int64_t tasks, int64_t elements)
 
 static inline int64_t spatial_size(const int64_t size[3]) { return size[0] * size[1] * size[2]; }
 
+/* a / b rounded up, for a >= 0 and b > 0. */
+static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 /* h written as a c (the book's h is a convolution too): dX is dY correlated
  * with W flipped in space and transposed within each group (C_in and C_out
  * trade places), dY padded (k - 1)*d - pad before. t gets that geometry;

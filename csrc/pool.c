@@ -11,8 +11,8 @@
  * loop has no bounds test and no branch and vectorises (2 x 2 windows: both taps of a row in one
  * loop, and where both rows are inside, all four taps in one pass — 1.5-1.9x the speed of two
  * passes on LeNet's and the benchmark's planes). Each output element still sees its window in scan
- * order, which the tie and NaN rules and the order of the sums rely on. Memory-bound, so built once, without
- * SIMD variants. */
+ * order, which the tie and NaN rules and the order of the sums rely on. Memory-bound, so built
+ * once, without SIMD variants. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -85,6 +85,18 @@ static inline int pool_threads(const mc_geometry *g, int64_t batch)
 {
     const int64_t planes = batch * g->channels;
     return threads_for(planes, planes * (spatial_size(g->in) + spatial_size(g->out)));
+}
+
+/* Output row (od, oh) of a plane of 2 x 2 windows (windows.quads): the flat offset of its top
+ * input row when both of its rows (the bottom one dilation[1] below) are inside the input, so that
+ * it takes one pass (max_quads, avg_quads); else -1, and it goes tap by tap. */
+static inline int64_t quad_row(const mc_geometry *g, const struct windows *win, int64_t od, int64_t oh)
+{
+    const int64_t depth = od * g->stride[0] - g->pad[0], top = oh * g->stride[1] - g->pad[1];
+    if (!win->quads || !in_range(depth, g->in[0]) || !in_range(top, g->in[1])
+        || !in_range(top + g->dilation[1], g->in[1]))
+        return -1;
+    return (depth * g->in[1] + top) * g->in[2];
 }
 
 /* CALL(stride), the stride a constant where it is 1 or 2: a tap's loop (always inlined) then reads

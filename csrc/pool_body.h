@@ -77,10 +77,8 @@ static void SUFFIX(max_plane)(const mc_geometry *g, const struct windows *win, c
     const int64_t oW = g->out[2];
     for (int64_t od = 0; od < g->out[0]; ++od)
     for (int64_t oh = 0; oh < g->out[1]; ++oh, y += oW, index += oW) {
-        const int64_t depth = od * g->stride[0] - g->pad[0], top = oh * g->stride[1] - g->pad[1];
-        const int64_t bottom = top + g->dilation[1];
-        if (win->quads && in_range(depth, D) && in_range(top, H) && in_range(bottom, H)) {
-            const int64_t upper = (depth * H + top) * W, lower = (depth * H + bottom) * W;
+        const int64_t upper = quad_row(g, win, od, oh), lower = upper + g->dilation[1] * W;
+        if (upper >= 0) {
             SUFFIX(max_quads)(x + upper, x + lower, (TAP)upper, (TAP)lower, oW, y, index);
             continue;
         }
@@ -281,8 +279,8 @@ SUFFIX(avg_pairs)(T *restrict row, int64_t oW, int adjoint, const T *restrict sh
  * sum made as tap by tap would, ((0 + top left) + top right) + ..., and divided; or (adjoint) each
  * output over its divisor added into its four elements. */
 static inline __attribute__((always_inline)) void
-SUFFIX(avg_quads)(T *restrict top, T *restrict bottom, int64_t oW, int adjoint, const T *restrict divisors,
-                  T *restrict y)
+SUFFIX(avg_quads)(T *restrict top, T *restrict bottom, int64_t oW, int adjoint,
+                  const T *restrict divisors, T *restrict y)
 {
     if (adjoint)
         for (int64_t ow = 0; ow < oW; ++ow) {
@@ -294,7 +292,8 @@ SUFFIX(avg_quads)(T *restrict top, T *restrict bottom, int64_t oW, int adjoint, 
         }
     else
         for (int64_t ow = 0; ow < oW; ++ow)
-            y[ow] = ((((T)0 + top[2 * ow]) + top[2 * ow + 1]) + bottom[2 * ow] + bottom[2 * ow + 1]) / divisors[ow];
+            y[ow] = ((((T)0 + top[2 * ow]) + top[2 * ow + 1]) + bottom[2 * ow] + bottom[2 * ow + 1])
+                    / divisors[ow];
 }
 
 /* One plane of average pooling (adjoint == 0) or of its adjoint (adjoint == 1), row by row like
@@ -311,10 +310,9 @@ static void SUFFIX(avg_plane)(const mc_geometry *g, const struct windows *win, i
         memset(x, 0, (size_t)spatial_size(g->in) * sizeof(T));
     for (int64_t od = 0; od < g->out[0]; ++od)
     for (int64_t oh = 0; oh < g->out[1]; ++oh, y += oW, divisors += oW) {
-        const int64_t depth = od * g->stride[0] - g->pad[0], top = oh * g->stride[1] - g->pad[1];
-        if (win->quads && in_range(depth, D) && in_range(top, H) && in_range(top + 1, H)) {
-            T *upper = x + (depth * H + top) * W;
-            SUFFIX(avg_quads)(upper, upper + W, oW, adjoint, divisors, y);
+        const int64_t upper = quad_row(g, win, od, oh);  /* dilation is 1 */
+        if (upper >= 0) {
+            SUFFIX(avg_quads)(x + upper, x + upper + W, oW, adjoint, divisors, y);
             continue;
         }
         if (adjoint) {
