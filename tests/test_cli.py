@@ -254,11 +254,14 @@ def test_bench_quick_runs_one_workload_and_writes_json(tmp_path, capsys):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self and glibc's malloc_trim")
 def test_peak_memory_counts_what_a_call_touches():
-    """8 MB written is 8 MB; 8 MB allocated and never touched is (almost) nothing; nothing is
-    nothing. Measured after the same array was freed, so the heap already had room for it."""
+    """8 MB written is 8 MB, give or take a 2 MB page at either end: numpy asks for transparent huge
+    pages on big arrays, and one fresh CI run measured 9.3 (likely such a page mapped partly outside
+    the array; 8.0 in every run reproduced here). 8 MB allocated and never touched is (almost)
+    nothing; nothing is nothing. Measured after the same array was freed, so the heap already had
+    room for it."""
     from minitorch_conv.bench import peak_memory_mb
     written = peak_memory_mb(lambda: np.ones(2**20))
-    assert 7.9 <= written <= 9
+    assert 7.9 <= written <= 12
     assert peak_memory_mb(lambda: np.empty(2**20)) < 0.5
     assert peak_memory_mb(lambda: None) < 0.5
 
