@@ -93,6 +93,24 @@ static inline int conv_geometry_ok(const mc_geometry *g, int64_t batch)
 #define MC_INLINE_LOOPS
 #endif
 
+/* A function whose loops are plain C, compiled once for each SIMD path:
+ * FOR_EACH_SIMD_PATH(DEFINE) expands DEFINE(generic, ) and, on x86-64,
+ * DEFINE(avx2, TARGET) and DEFINE(avx512, TARGET), TARGET the attribute that
+ * compiles a function (and what it inlines) for that path, so that the
+ * compiler vectorises its loops at the path's width. SIMD_PATHS(NAME, stem)
+ * lists NAME(stem_generic), ... in mc_simd_level()'s order, for a table.
+ * Nothing inside may open an OpenMP region (none is outlined in a target). */
+#ifdef MC_X86_PATHS
+#define FOR_EACH_SIMD_PATH(DEFINE)                          \
+    DEFINE(generic, )                                       \
+    DEFINE(avx2, __attribute__((target("arch=x86-64-v3"))))  \
+    DEFINE(avx512, __attribute__((target("arch=x86-64-v4"))))
+#define SIMD_PATHS(NAME, stem) NAME(stem##_generic), NAME(stem##_avx2), NAME(stem##_avx512)
+#else
+#define FOR_EACH_SIMD_PATH(DEFINE) DEFINE(generic, )
+#define SIMD_PATHS(NAME, stem) NAME(stem##_generic)
+#endif
+
 /* im2col and col2im (im2col.c) of a chunk of images side by side in one
  * (C*K) x ld matrix, K = kD*kH*kW, L = oD*oH*oW, ld >= batch*L: row c*K + r
  * holds kernel offset r of channel c, image i in columns [i*L, i*L + L).
