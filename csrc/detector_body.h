@@ -2,18 +2,8 @@
  * for_each_dtype.h): each thread runs one contiguous share on the SIMD path in force. */
 typedef void (*SUFFIX(gate_loop))(int64_t, const T *restrict, const T *restrict, T *restrict);
 
-static const SUFFIX(gate_loop) SUFFIX(relu_loops)[] = {
-    SUFFIX(relu_generic),
-#ifdef MC_X86_PATHS
-    SUFFIX(relu_avx2), SUFFIX(relu_avx512),
-#endif
-};
-static const SUFFIX(gate_loop) SUFFIX(gate_loops)[] = {
-    SUFFIX(gate_generic),
-#ifdef MC_X86_PATHS
-    SUFFIX(gate_avx2), SUFFIX(gate_avx512),
-#endif
-};
+static const SUFFIX(gate_loop) SUFFIX(relu_loops)[] = {SIMD_PATHS(SUFFIX, relu)};
+static const SUFFIX(gate_loop) SUFFIX(gate_loops)[] = {SIMD_PATHS(SUFFIX, gate)};
 
 static int SUFFIX(split)(SUFFIX(gate_loop) loop, int64_t n, const T *restrict a, const T *restrict g,
                          T *restrict out)
