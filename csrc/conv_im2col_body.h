@@ -666,20 +666,21 @@ static SUFFIX(gemm_block) SUFFIX(g_block)(const void *ctx, int64_t b)
 
 /* Columns [j0, j0 + n) of B = X'^T for positions [l0, l0 + kc) of the
  * channels x (see forward_job): B[p, j] = X'[j0 + j, l0 + p], as slivers
- * `width` wide. Loop order: sliver, then runs of positions within one output
- * row (X' row j is then a line of x from rows[j] on), then KQ rows of X' at
- * a time, read KQ positions at a time and transposed in registers. */
+ * `width` wide. Loop order: runs of positions within one output row (X' row
+ * j is then a line of x from rows[j] on; where a run starts is found once
+ * for all slivers), then sliver by sliver, KQ rows of X' at a time, read KQ
+ * positions at a time and transposed in registers. */
 static inline __attribute__((always_inline)) void
 SUFFIX(pack_transposed)(const SUFFIX(forward_job) *job, const T *x, int64_t l0, int64_t kc,
                         int64_t j0, int64_t n, const int64_t width, T *restrict dst)
 {
-    for (int64_t s0 = 0; s0 < n; s0 += width, dst += width * kc) {
-        const int64_t used = n - s0 < width ? n - s0 : width, whole = used / KQ * KQ;
-        const int64_t *rows = job->rows + j0 + s0;
-        for (int64_t l = l0, run; l < l0 + kc; l += run) {
-            const T *base = x + SUFFIX(run_at)(job, l, l0 + kc, &run);
-            T *out = dst + (l - l0) * width;
-            const int64_t ends = run / KQ * KQ;
+    for (int64_t l = l0, run; l < l0 + kc; l += run) {
+        const T *base = x + SUFFIX(run_at)(job, l, l0 + kc, &run);
+        const int64_t ends = run / KQ * KQ;
+        for (int64_t s0 = 0; s0 < n; s0 += width) {
+            const int64_t used = n - s0 < width ? n - s0 : width, whole = used / KQ * KQ;
+            const int64_t *rows = job->rows + j0 + s0;
+            T *out = dst + s0 * kc + (l - l0) * width;
             for (int64_t j = 0; j < whole; j += KQ) {
                 const T *line[KQ];
                 _Pragma("GCC unroll 4")
@@ -700,10 +701,12 @@ SUFFIX(pack_transposed)(const SUFFIX(forward_job) *job, const T *x, int64_t l0, 
                 for (int64_t p = 0; p < run; ++p)
                     out[p * width + j] = base[rows[j] + p];
         }
+    }
+    const int64_t used = n % width;  /* the last sliver's columns, if it has fewer */
+    if (used > 0)
         for (int64_t p = 0; p < kc; ++p)
             for (int64_t j = used; j < width; ++j)
-                dst[p * width + j] = 0;
-    }
+                dst[(n - used) * kc + p * width + j] = 0;
 }
 
 /* MC_INLINE_LOOPS: without it pack_transposed's zero fill of a part sliver
