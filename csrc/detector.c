@@ -8,8 +8,8 @@
  * 0) and np.where branch on each element, and a network's activations have random signs: on
  * LeNet's first layer (221K floats) they took 125 and 1,100 us, this loop 45 us with SSE and 28
  * with AVX2 (out of L2, so wider lanes pay). The loops are compiled for each SIMD path
- * (FOR_EACH_SIMD_PATH), and the entry points (detector_body.h) split them over the threads outside any
- * target region. Elementwise, so the same bits at any thread count. */
+ * (FOR_EACH_SIMD_PATH), and the entry points (detector_body.h) split them over the threads
+ * outside any target region. Elementwise, so the same bits at any thread count. */
 #include <omp.h>
 #include <stdint.h>
 

@@ -15,7 +15,8 @@
 #include <stdint.h>
 
 /* x86-64 builds carry AVX2 and AVX-512 copies of the hot loops, made with
- * `#pragma GCC target("arch=x86-64-v3/v4")` (GCC >= 11 knows those names);
+ * `#pragma GCC target("arch=x86-64-v3/v4")` or that target as a function
+ * attribute (GCC >= 11 knows those names);
  * anywhere else, or with -DMC_PORTABLE_ONLY, only the portable body is built. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 \
     && !defined(MC_PORTABLE_ONLY)
