@@ -253,6 +253,7 @@ static const T *SUFFIX(group_in_x)(const SUFFIX(forward_job) *job, forward_task 
 /* Where task `at` reads its channels: this thread's copy of them (made now
  * if it holds another; a task's images one after another, copy_size apart),
  * or x itself. */
+/* MC_INLINE_LOOPS, as pad_channels: else GCC keeps pad_channels out of line here. */
 static MC_INLINE_LOOPS const T *SUFFIX(channels_of)(const SUFFIX(forward_job) *job, forward_task at)
 {
     const mc_geometry *g = job->g;
@@ -381,15 +382,16 @@ SUFFIX(pack_columns)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int
 /* Columns [l0, l0 + nr) of X' from a copy x (see forward_job), rows [p0,
  * p0 + kc), `width` apart. Loop order: the sliver's runs within output rows
  * first (at most width of them: where each starts in the copy), then row by
- * row. Every read is `width` long, a constant. Across one row end (two runs,
- * the commonest case after one), both runs are read the whole sliver wide,
- * the second from at[1] before its start (never before the first's: runs lie
- * in the copy in order, each at least the one before's length on), and
- * blended at at[1]: one store a vector, not two (strided's packing took 0.92
- * of the time). With more runs each is copied `width` long: what spills past
- * it is overwritten by the next run, or in the next row by its first run
- * (which starts at column 0); only the last row, with nothing after it,
- * copies exact lengths. The copy has slack for what is read past its end. */
+ * row, reading `width` elements at a time, a constant. Across one row end
+ * (two runs, the commonest case after one), both runs are read the whole
+ * sliver wide, the second from at[1] before its start, and blended at at[1]:
+ * one store a vector, not two (strided's packing took 0.92 of the time). That
+ * read never starts before the first run's start: a copy row (pW) is at
+ * least oW long, so the next output row (or plane, or image) starts at least
+ * the first run's length on. With more runs each is copied `width` long: what
+ * spills past it is overwritten by the next run, or in the next row by its
+ * first run (which starts at column 0); only the last row, with nothing after
+ * it, copies exact lengths. The copy has slack for what is read past its end. */
 static inline __attribute__((always_inline)) MC_INLINE_LOOPS void
 SUFFIX(pack_copied)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int64_t kc,
                     int64_t l0, int64_t nr, const int64_t width, T *restrict dst)
@@ -406,11 +408,11 @@ SUFFIX(pack_copied)(const SUFFIX(forward_job) *job, const T *x, int64_t p0, int6
             for (int64_t i = 0; i < width; ++i)
                 dst[p * width + i] = from[0][rows[p] + i];
     } else if (count == 2) {
-        const T *second = from[1] - at[1];
+        const T *second_from_0 = from[1] - at[1];  /* the second run's reads, moved to column 0 */
         const int64_t cut = at[1];
         for (int64_t p = 0; p < kc; ++p)
             for (int64_t i = 0; i < width; ++i) {
-                const T first = from[0][rows[p] + i], next = second[rows[p] + i];
+                const T first = from[0][rows[p] + i], next = second_from_0[rows[p] + i];
                 dst[p * width + i] = i < cut ? first : next;
             }
     } else {
@@ -488,7 +490,10 @@ SUFFIX(forward_pack)(const void *ctx, int64_t t, int64_t p0, int64_t kc, int64_t
  * than 16-byte ones, one thread: strided's packing took 0.72 of the time (perf
  * samples), the forward of depthwise 0.8 and of LeNet's layers 0.87 (medians
  * of alternating calls), h of conv1d_mnist1d 0.75 and of strided 0.93-0.97.
- * PANEL_PACK_ON(path, target, name): name on that path, a gemm_pack_fn. */
+ * Only always-inline callees take the path's target: the copy of x
+ * (channels_of) and h's unpad_channels stay portable code (32-byte versions
+ * of them measured no faster). PANEL_PACK_ON(path, target, name): name on
+ * that path, a gemm_pack_fn. */
 #define PANEL_PACK_ON(path, target, name)                                                 \
     static target MC_INLINE_LOOPS void SUFFIX(name##_##path)(                             \
         const void *ctx, int64_t t, int64_t p0, int64_t kc, int64_t n, int64_t width,     \

@@ -260,6 +260,26 @@ def test_matches_reference(simd, name, role, algorithm, dtype):
     assert_matches_reference(got, role, geom, a, b, dtype)
 
 
+# the im2col c packs each sliver of columns (4 to 32 wide, by SIMD path and dtype) from runs that
+# lie within one output row: one run, two (read whole and blended at the cut) or more (rows
+# shorter than a sliver, tiny images several to a task); rows of 1 to 33 positions at strides
+# 1 to 3 (split phases) reach all three on every path and dtype
+SLIVER_CASES = {f"{ow}-wide-stride{s}": Case(3, 2, 3, (5, (ow - 1) * s + 3), (3, 3), (1, s), pad=(1, 0))
+                for ow in (1, 2, 3, 5, 7, 9, 15, 17, 31, 33) for s in (1, 2, 3)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", SLIVER_CASES)
+def test_forward_slivers_across_output_rows(simd, restore_threads, name, dtype):
+    case = SLIVER_CASES[name]
+    geom = case.geometry()
+    assert geom.out_size[1] == int(name.split("-")[0])
+    x, w = operands("forward", geom, case.batch, dtype)
+    results = at_thread_counts(lambda: conv("forward", "im2col", geom, case.batch, x, w), counts=(1, 2))
+    assert results[0].tobytes() == results[1].tobytes()
+    assert_matches_reference(results[0], "forward", geom, x, w, dtype)
+
+
 CHUNK_CASES = {
     # small images: each group's GEMM covers the whole chunk, its images side by side
     "one-gemm-per-chunk": Case(5, 3, 4, (6, 7), (3, 2), (1, 2), (1, 0), (0, 1), (1, 2)),
