@@ -158,20 +158,16 @@ MC_CONV_DIRECT_STRUCT(double, conv_direct_kernels_f64);
 #pragma GCC pop_options
 #endif
 
-/* Indexed by the SIMD level: 0 generic, 1 avx2, 2 avx512. mc_simd_level()
- * never exceeds what was built. */
+/* Indexed by the SIMD level (SIMD_PATHS' order); mc_simd_level() never
+ * exceeds what was built. */
+#define ADDRESS_F32(name) &name##_f32
+#define ADDRESS_F64(name) &name##_f64
 static const struct conv_direct_kernels_f32 *const direct_kernels_f32[] = {
-    &conv_direct_generic_f32,
-#ifdef MC_X86_PATHS
-    &conv_direct_avx2_f32, &conv_direct_avx512_f32,
-#endif
-};
+    SIMD_PATHS(ADDRESS_F32, conv_direct)};
 static const struct conv_direct_kernels_f64 *const direct_kernels_f64[] = {
-    &conv_direct_generic_f64,
-#ifdef MC_X86_PATHS
-    &conv_direct_avx2_f64, &conv_direct_avx512_f64,
-#endif
-};
+    SIMD_PATHS(ADDRESS_F64, conv_direct)};
+#undef ADDRESS_F32
+#undef ADDRESS_F64
 
 #define BODY "conv_direct_body.h"
 #include "for_each_dtype.h"

@@ -252,8 +252,8 @@ static const T *SUFFIX(group_in_x)(const SUFFIX(forward_job) *job, forward_task 
 
 /* Where task `at` reads its channels: this thread's copy of them (made now
  * if it holds another; a task's images one after another, copy_size apart),
- * or x itself. */
-/* MC_INLINE_LOOPS, as pad_channels: else GCC keeps pad_channels out of line here. */
+ * or x itself. MC_INLINE_LOOPS as pad_channels has: else GCC keeps that out
+ * of line here. */
 static MC_INLINE_LOOPS const T *SUFFIX(channels_of)(const SUFFIX(forward_job) *job, forward_task at)
 {
     const mc_geometry *g = job->g;

@@ -56,7 +56,8 @@ def cross_entropy(logits, target, reduction="mean"):
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
     labels = np.asarray(target.data if isinstance(target, Tensor) else target)
-    if labels.dtype.kind not in "iuf" or (labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels))):
+    fractional = labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels))
+    if labels.dtype.kind not in "iuf" or fractional:
         raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype {labels.dtype}")
     if labels.shape != logits.shape[:1]:
         raise ValueError(f"cross_entropy: target must have shape {logits.shape[:1]}, got {labels.shape}")
