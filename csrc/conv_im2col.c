@@ -249,12 +249,6 @@ DEINTERLEAVE(deinterleave_f64, double, f64x2, ((i64x2){0, 2}), ((i64x2){1, 3}))
  * copies together) the forward reads x and checks bounds instead. */
 #define PADDED_BYTES (16 << 20)
 
-/* The forward fetches the next task's x while it multiplies (forward_panel)
- * only where an image's group of it is this big: the fetch paid for itself on
- * 256-400 KB (cifar_3x3, strided), while on a few KB (LeNet's first layer,
- * panels of 192 columns of 25-long dot products) setting it up cost 4%. */
-#define FETCH_BYTES (64 << 10)
-
 /* Elements of one image's group of channels of x. */
 static int64_t group_elements(const mc_geometry *g)
 {

@@ -273,31 +273,16 @@ static MC_INLINE_LOOPS const T *SUFFIX(channels_of)(const SUFFIX(forward_job) *j
 }
 
 /* Task t's panel: C in y, or, for a task of several images, made in scratch
- * and handed to forward_take. Where x is copied and an image's group of it
- * is FETCH_BYTES or more, each panel fetches its share of what the thread
- * copies next (the next task's channels, of its first image: tasks go panel
- * by panel, group by group, and a thread takes them in order): x comes from
- * memory, and the copy spent most of its time waiting for it. */
+ * and handed to forward_take. */
 static SUFFIX(gemm_panel) SUFFIX(forward_panel)(const void *ctx, int64_t t)
 {
     const SUFFIX(forward_job) *job = ctx;
     const mc_geometry *g = job->g;
     const forward_task at = SUFFIX(forward_task_of)(job, t);
     const int64_t O = g->out_channels, L = spatial_size(g->out);
-    SUFFIX(gemm_panel) p = {
+    return (SUFFIX(gemm_panel)){
         .a = at.group, .n = SUFFIX(panel_columns)(job, at),
         .c = job->y + (at.image * O + at.group * (O / g->groups)) * L + at.l0, .c_rs = L};
-    const int64_t group_bytes = group_elements(g) * (int64_t)sizeof(T);
-    if (!job->padded || group_bytes < FETCH_BYTES)
-        return p;
-    const forward_task next = at.group + 1 < g->groups ? (forward_task){at.image, at.group + 1, 0}
-                                                       : (forward_task){at.image + job->images, 0, 0};
-    const int64_t share = ceil_div(group_bytes, job->panels), from = at.l0 / job->panel_width * share;
-    if (next.image < job->batch && from < group_bytes) {
-        p.fetch = (const char *)SUFFIX(group_in_x)(job, next) + from;
-        p.fetch_bytes = from + share < group_bytes ? share : group_bytes - from;
-    }
-    return p;
 }
 
 /* A panel of several images' columns, C, into their rows of y (gemm_take_fn). */

@@ -39,8 +39,7 @@
         void (*pack_b)(int64_t nr, int64_t kc, const T *b, int64_t rs,       \
                        int64_t cs, T *restrict dst);                         \
         void (*macro)(int64_t mc, int64_t nc, int64_t kc, const T *ap,       \
-                      const T *bp, T *c, int64_t c_rs, int overwrite,        \
-                      const char *fetch, int64_t fetch_bytes);               \
+                      const T *bp, T *c, int64_t c_rs, int overwrite);       \
     }
 MC_GEMM_KERNEL_STRUCT(float, gemm_kernel_f32);
 MC_GEMM_KERNEL_STRUCT(double, gemm_kernel_f64);

@@ -89,7 +89,7 @@ int SUFFIX(mc_gemm)(int64_t m, int64_t n, int64_t k,
                     const int64_t w = nc - j0 < tw ? nc - j0 : tw;
                     if (h > 0 && w > 0)
                         kr->macro(h, w, kc, ap + i0 * kc, bp + j0 * kc,
-                                  c + (ib + i0) * c_rs + jc + j0, c_rs, overwrite, NULL, 0);
+                                  c + (ib + i0) * c_rs + jc + j0, c_rs, overwrite);
                 }
             }
         }
@@ -160,13 +160,10 @@ int SUFFIX(mc_gemm_panels)(int64_t m, int64_t k, int64_t count_a, const T *a,
                     continue;
                 T *c = take ? my_c : p.c;
                 const int64_t c_rs = take ? width : p.c_rs;
-                const int64_t share = ceil_div(p.fetch_bytes, kblocks); /* of the fetch, per k-block */
                 for (int64_t b = 0; b < kblocks; ++b) {
                     const int64_t p0 = b * kcb, kc = k - p0 < kcb ? k - p0 : kcb;
-                    const int64_t f0 = b * share, f1 = f0 + share < p.fetch_bytes ? f0 + share : p.fetch_bytes;
                     pack(ctx, t, p0, kc, p.n, NR, mine);
-                    kr->macro(m, p.n, kc, ap + p.a * m_pad * k + p0 * m_pad, mine, c, c_rs, b == 0,
-                              f1 > f0 ? p.fetch + f0 : NULL, f1 > f0 ? f1 - f0 : 0);
+                    kr->macro(m, p.n, kc, ap + p.a * m_pad * k + p0 * m_pad, mine, c, c_rs, b == 0);
                 }
                 if (take)
                     take(ctx, t, c, c_rs);
@@ -207,7 +204,7 @@ int SUFFIX(mc_gemm_blocks)(int64_t m, int64_t n, int64_t blocks, int64_t max_kc,
         for (int64_t j = 0; j < n; j += width) {
             const int64_t nc = n - j < width ? n - j : width;
             pack(ctx, b, j, nc, NR, bp);
-            kr->macro(m, nc, blk.kc, ap, bp, c + j, c_rs, b == 0, NULL, 0);
+            kr->macro(m, nc, blk.kc, ap, bp, c + j, c_rs, b == 0);
         }
     }
     free(ap);

@@ -166,23 +166,14 @@ KNAME(micro)(int64_t kc, const KT *restrict a, const KT *restrict b,
  * B sliver (kc x KNR) stays in L1 while the A block (mc x kc, sized by KMC to
  * sit in L2) streams past it. A last tile of few rows is only 2/3 or 1/3 as
  * tall (micro's `rows`, a constant in each call): 64 rows are ten tiles of 6
- * and one of 4, which then does not pay for 6. Meanwhile the fetch_bytes from
- * `fetch` (what the caller reads next; none if 0) come into L2, a few lines
- * before each B sliver: the tiles are bound by their FMAs, so those misses
- * cost nothing here, where in the caller's loads they would stall it. Nothing
- * of either is decided per tile: with a short k (a 5-tap 1-D kernel) a tile
- * is a few dozen cycles. */
+ * and one of 4, which then does not pay for 6. Nothing of that is decided
+ * per tile: with a short k (a 5-tap 1-D kernel) a tile is a few dozen cycles. */
 static void KNAME(macro)(int64_t mc, int64_t nc, int64_t kc, const KT *ap, const KT *bp, KT *c,
-                         int64_t c_rs, int overwrite, const char *fetch, int64_t fetch_bytes)
+                         int64_t c_rs, int overwrite)
 {
     _Static_assert(KMR % 3 == 0, "edge tiles are KMR/3 rows tall");
-    enum { LINE = 64 }; /* bytes in a cache line */
     const int64_t full = mc / KMR * KMR, edge = mc - full;
-    const int64_t lines = fetch_bytes > 0 ? ceil_div(fetch_bytes, LINE) : 0;
-    const int64_t per_sliver = lines > 0 ? ceil_div(lines, ceil_div(nc, KNR)) : 0;
-    for (int64_t jr = 0, fetched = 0; jr < nc; jr += KNR) {
-        for (const int64_t end = fetched + per_sliver < lines ? fetched + per_sliver : lines; fetched < end; ++fetched)
-            __builtin_prefetch(fetch + fetched * LINE, 0, 2); /* 2: into L2, not L1 */
+    for (int64_t jr = 0; jr < nc; jr += KNR) {
         const int64_t nr = nc - jr < KNR ? nc - jr : KNR;
         const KT *b = bp + jr * kc;
         for (int64_t ir = 0; ir < full; ir += KMR)

@@ -134,9 +134,7 @@ MC_INTERNAL int mc_col2im_wide_f64(const mc_geometry *g, int64_t batch, const do
  * zero. With a take, C is never stored: each panel's C (m x n, rows c_rs
  * apart) is handed to take once complete, and panels come in runs of `run`
  * that one thread does in order (a panel's c is then unused). A panel of
- * n = 0 columns is skipped. A panel may name bytes its caller reads next
- * (fetch, fetch_bytes; none if 0): they are fetched into L2 while the
- * panel's FMAs run.
+ * n = 0 columns is skipped.
  * mc_gemm_blocks (gemm_driver.h): C = the sum over blocks b of A_b @ B_b, on
  * the calling thread. block_of: where A_b (m x kc) is, rows a_rs apart, unit
  * steps along k, and its kc (at most max_kc). pack: columns [j0, j0 + n) of
@@ -146,8 +144,6 @@ MC_INTERNAL int mc_col2im_wide_f64(const mc_geometry *g, int64_t batch, const do
         int64_t a, n;                                                                 \
         T *c;                                                                         \
         int64_t c_rs;                                                                 \
-        const char *fetch; /* what the caller reads after this panel, fetch_bytes */  \
-        int64_t fetch_bytes;                                                          \
     } gemm_panel_##sfx;                                                               \
     typedef gemm_panel_##sfx (*gemm_panel_fn_##sfx)(const void *ctx, int64_t t);     \
     typedef void (*gemm_pack_fn_##sfx)(const void *ctx, int64_t t, int64_t p0,        \
