@@ -283,16 +283,18 @@ static int copy_threads(const mc_geometry *g, int nt, int64_t images, size_t ele
 
 /* h as a c (input_grad_geometry, kernel.h) runs as the forward does, with
  * no column matrix and no col2im. Its geometry, when it exists and pays:
- * stride 1 and pad <= (k - 1)*d on every axis; not a pointwise kernel (whose h is one
- * GEMM into x); at least 8 input channels a group, as the forward's GEMM
- * rows (6 a micro-tile); and an input at most a quarter larger than the
- * output, as that forward multiplies over the input, padding the GEMM
- * never reads included. Measured (h alone, one thread): cifar_3x3 1.13x,
- * resnet_3x3 1.15x, conv3d_small 1.21x as fast; LeNet's layers (1 and 6
- * channels, the input 1.4x and 2.25x the output) half as fast, so not. */
+ * stride 1 and pad <= (k - 1)*d on every axis; at least 8 input channels a
+ * group, as the forward's GEMM rows (6 a micro-tile); and an input at most a
+ * quarter larger than the output, as that forward multiplies over the input,
+ * padding the GEMM never reads included. Measured (h alone, one thread):
+ * cifar_3x3 1.13x, resnet_3x3 1.15x, conv3d_small 1.21x as fast; LeNet's
+ * layers (1 and 6 channels, the input 1.4x and 2.25x the output) half as
+ * fast, so not. A pointwise kernel too: its forward packs the transposed
+ * weights once for all images, where a GEMM an image packed them per image
+ * (pointwise_1x1's h 1.12-1.16x at one thread, 1.07-1.12x at two). */
 static int input_grad_as_forward(const mc_geometry *g, mc_geometry *t)
 {
-    return !pointwise(g) && g->channels / g->groups >= 8
+    return g->channels / g->groups >= 8
         && (double)spatial_size(g->in) <= 1.25 * (double)spatial_size(g->out)
         && input_grad_geometry(g, t);
 }
