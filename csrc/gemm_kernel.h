@@ -38,7 +38,10 @@ KNAME(pack_across)(int64_t used, int width, int64_t kc, const KT *src, int64_t s
                 line[i] = src + (j + i) * stride + p;
             KNAME(lines_across)(line, dst + p * width + j, width);
         }
-        for (int64_t j = whole; j < width; ++j)
+        int64_t j = whole;
+        for (; j + 2 <= used; j += 2)
+            KNAME(pair_across)(src + j * stride + p, src + (j + 1) * stride + p, dst + p * width + j, width);
+        for (; j < width; ++j)
             for (int q = 0; q < KQ; ++q)
                 dst[(p + q) * width + j] = j < used ? src[j * stride + p + q] : (KT)0;
     }

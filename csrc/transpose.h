@@ -38,6 +38,29 @@ static inline __attribute__((always_inline)) void TNAME(transpose16)(TNAME(v16) 
     }
 }
 
+/* dst[q*width + i] = line[i][q] for i < 2, q < KQ: two lines zipped and
+ * stored a pair at a time — what is left of a 6-line sliver after its 4 x 4
+ * block, which went element by element (a third of pack_a's elements and
+ * most of its time, pointwise_1x1's g). */
+static inline __attribute__((always_inline)) void
+TNAME(pair_across)(const TT *line0, const TT *line1, TT *restrict dst, int64_t width)
+{
+    TNAME(v16) a, b, zip[2];
+    TNAME(m16) lo, hi;
+    _Pragma("GCC unroll 4")
+    for (int q = 0; q < KQ; ++q) {
+        lo[q] = q / 2 + q % 2 * KQ;
+        hi[q] = lo[q] + KQ / 2;
+    }
+    memcpy(&a, line0, sizeof a);
+    memcpy(&b, line1, sizeof b);
+    zip[0] = __builtin_shuffle(a, b, lo);
+    zip[1] = __builtin_shuffle(a, b, hi);
+    _Pragma("GCC unroll 4")
+    for (int q = 0; q < KQ; ++q)
+        memcpy(dst + q * width, (const TT *)zip + 2 * q, 2 * sizeof(TT));
+}
+
 /* dst[q*width + i] = line[i][q], i, q < KQ: KQ elements of KQ lines (each
  * contiguous), stored across KQ rows `width` apart — KQ loads, a transpose
  * in registers, KQ stores. The step of every packer that stores lines across. */
