@@ -180,16 +180,19 @@ def peak_memory_mb(fn, calls=2):
 
 
 def measure(fns, repeats):
-    """Median seconds of each callable, run once per round after one warm-up call each. The order is
-    shuffled every round (with a fixed seed): torch's threads spin a while after each call and slow
-    whatever runs next (measured: about 20%), so no implementation always follows torch."""
-    for fn in fns.values():
-        fn()
+    """Median seconds of each callable over `repeats` rounds. Each round takes the callables in a
+    shuffled order (a fixed seed), so that a noisy neighbour slows them alike, and calls each one twice
+    back to back, timing the second: what ran just before moves a call's time a lot (measured: lenet_c1's
+    forward 1.41x as long right after the peak loop, 1.17x after torch, strided's 1.15x after the direct
+    loops, than right after itself), and with one timed call each the same order every row put ours:auto
+    behind torch in three rounds of seven and ours:im2col, the same kernel, behind ours:auto in three,
+    which made auto 6-9% slower than im2col over the suite."""
     names = list(fns)
     times = {name: [] for name in names}
     order = np.random.default_rng(0)
     for _ in range(repeats):
         for name in order.permutation(names):
+            fns[name]()
             start = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - start)
