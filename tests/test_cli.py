@@ -1,4 +1,5 @@
 """The subcommands, each in a quick mode: they print the numbers they promise and fail politely."""
+import gc
 import pathlib
 import re
 import runpy
@@ -264,6 +265,28 @@ def test_peak_memory_counts_what_a_call_touches():
     assert 7.9 <= written <= 12
     assert peak_memory_mb(lambda: np.empty(2**20)) < 0.5
     assert peak_memory_mb(lambda: None) < 0.5
+
+
+def test_bench_times_each_call_right_after_one_of_its_own_with_gc_off():
+    """bench.measure: every round calls each implementation twice back to back (the second timed),
+    in an order that changes from round to round, with the garbage collector off throughout and on
+    again afterwards, even when a call raises."""
+    from minitorch_conv import bench
+    calls = []
+    fns = {name: (lambda name=name: calls.append((name, gc.isenabled()))) for name in "abcd"}
+    seconds = bench.measure(fns, 5)
+    assert set(seconds) == set(fns) and all(s >= 0 for s in seconds.values())
+    names = [name for name, _ in calls]
+    assert len(names) == 2 * 4 * 5 and names[0::2] == names[1::2]
+    rounds = [names[i:i + 8:2] for i in range(0, len(names), 8)]
+    assert all(sorted(r) == list("abcd") for r in rounds) and len({tuple(r) for r in rounds}) > 1
+    assert not any(enabled for _, enabled in calls) and gc.isenabled()
+
+    def fails():
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"):
+        bench.measure({"fails": fails}, 1)
+    assert gc.isenabled()
 
 
 def test_bench_rejects_an_unknown_workload(capsys):
