@@ -26,7 +26,7 @@ import numpy as np
 
 from . import _kernels
 from . import functional as F
-from .tensor import from_numpy, tensor
+from .tensor import from_numpy
 
 WORKLOADS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workloads.json")
 CONV_OPS = {"conv1d": 1, "conv2d": 2, "conv3d": 3}
@@ -100,8 +100,8 @@ def conv_case(spec, rng, algorithms):
         def forward(algorithm=algorithm):
             return conv(from_numpy(x), from_numpy(w), algorithm=algorithm, **args)  # views, as torch.from_numpy
 
-        def both(algorithm=algorithm):
-            xt, wt = tensor(x, requires_grad=True), tensor(w, requires_grad=True)
+        def both(algorithm=algorithm):  # leaves viewing x and w, as torch's: no copy timed
+            xt, wt = from_numpy(x).requires_grad_(), from_numpy(w).requires_grad_()
             conv(xt, wt, algorithm=algorithm, **args).backward(from_numpy(grad))
         impls[f"ours:{algorithm}"] = {"forward": forward, "forward+backward": both}
     impls["numpy"] = {"forward": lambda: numpy_conv(x, w, spec["stride"], spec["padding"], spec["groups"]),
@@ -116,7 +116,7 @@ def conv_case(spec, rng, algorithms):
                 return tconv(torch.from_numpy(x), torch.from_numpy(w), **args)
 
         def tboth():
-            xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+            xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
             tconv(xt, wt, **args).backward(tgrad)
         impls["torch"] = {"forward": tforward, "forward+backward": tboth}
     return 2 * cost.multiplications, impls
@@ -127,11 +127,10 @@ def pool_case(spec, rng, algorithms):
     x = rng.standard_normal((spec["N"], spec["C_in"], *spec["spatial"])).astype(np.float32)
     kernel, stride = tuple(spec["kernel"]), (spec["stride"],) * len(spec["kernel"])
     pool = getattr(F, spec["op"])
-    grad = rng.standard_normal(pool(tensor(x), kernel, stride).shape).astype(np.float32)
+    grad = rng.standard_normal(pool(from_numpy(x), kernel, stride).shape).astype(np.float32)
 
     def both():
-        xt = tensor(x, requires_grad=True)
-        pool(xt, kernel, stride).backward(from_numpy(grad))
+        pool(from_numpy(x).requires_grad_(), kernel, stride).backward(from_numpy(grad))
     impls = {"ours:auto": {"forward": lambda: pool(from_numpy(x), kernel, stride), "forward+backward": both},
              "numpy": {"forward": lambda: numpy_pool(spec["op"], x, kernel, stride),
                        "forward+backward": lambda: numpy_pool(spec["op"], x, kernel, stride, grad)}}
@@ -144,8 +143,7 @@ def pool_case(spec, rng, algorithms):
                 return tpool(torch.from_numpy(x), kernel, stride)
 
         def tboth():
-            xt = torch.tensor(x, requires_grad=True)
-            tpool(xt, kernel, stride).backward(tgrad)
+            tpool(torch.from_numpy(x).requires_grad_(), kernel, stride).backward(tgrad)
         impls["torch"] = {"forward": tforward, "forward+backward": tboth}
     return None, impls
 

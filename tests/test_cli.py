@@ -302,9 +302,11 @@ def test_bench_threads_script_alternates_thread_counts(restore_threads, capsys):
     script["main"](["--rounds", "1", "--only", "lenet_c1"])
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
     assert [row[:2] for row in rows] == [["lenet_c1", "forward"], ["lenet_c1", "forward+backward"]]
+    half = 0.005  # the table prints 2 decimals: each number is within half a hundredth of its value
     for _, _, one, two, speed_up in rows:
-        assert float(one) > 0 and float(two) > 0
-        assert float(speed_up) == pytest.approx(float(one) / float(two), rel=0.02, abs=0.01)
+        one, two, speed_up = float(one), float(two), float(speed_up)
+        assert one > 0 and two > half
+        assert (one - half) / (two + half) - half <= speed_up <= (one + half) / (two - half) + half
     with pytest.raises(SystemExit, match="maxpool2d is not a convolution"):
         script["main"](["--rounds", "1", "--only", "maxpool2d"])
 
