@@ -124,7 +124,8 @@ static int64_t padded_stride(int64_t n)
  *   part  slabs x O x rows   a weight gradient's partial sums, if cut into slabs
  * A chunk of one image keeps ld = L: its workspace is the plain im2col's.
  * Each group then needs one GEMM over the whole chunk, nb*L columns wide. h
- * (where it uses the workspace at all: copies too large, or pointwise) goes
+ * (where it uses the workspace at all: copies too large, or a pointwise
+ * kernel that input_grad_as_forward leaves out, under 8 channels a group) goes
  * image by image instead, GEMMs L wide on y in place, and a pointwise
  * kernel, whose X' cannot sit side by side, goes image by image in both
  * roles. */

@@ -95,7 +95,8 @@ static int SUFFIX(h_image)(const void *ctx, int64_t t)
 }
 
 /* h for one chunk, where the copies of input_grad_implicit do not fit (or
- * X' is x itself, pointwise): one GEMM per (image, group), each writing its
+ * X' is x itself: pointwise with fewer than 8 input channels a group, else
+ * h runs as a forward): one GEMM per (image, group), each writing its
  * own block of X', then col2im; pointwise, the GEMMs write x directly. */
 static int SUFFIX(chunk_input_grad)(const mc_geometry *g, const SUFFIX(chunk) *c, int64_t nb,
                                     T *x, const T *w, const T *y)

@@ -16,13 +16,14 @@ typedef KT KNAME(vec) __attribute__((vector_size(VBYTES)));
 
 #define TT KT
 #define TNAME KNAME
-#include "transpose.h" /* KQ, KNAME(lines_across) */
+#include "transpose.h" /* KQ, KNAME(lines_across), KNAME(pair_across) */
 
 /* dst[p*width + j] = src[j*stride + p] for j < used, 0 for used <= j < width:
  * `used` lines of src, each contiguous in p, stored across. A row-major A
  * sliver and a column-major B sliver (a transposed view) both pack this way.
  * KQ x KQ blocks go through registers — KQ contiguous loads, KQ stores —
- * instead of one element at a time; what is left over goes element-wise. */
+ * instead of one element at a time; lines left over go two at a time
+ * (pair_across), a last odd one and the zero columns element-wise. */
 static inline __attribute__((always_inline)) void
 KNAME(pack_across)(int64_t used, int width, int64_t kc, const KT *src, int64_t stride,
                    KT *restrict dst)

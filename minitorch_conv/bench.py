@@ -184,12 +184,14 @@ def without_gc():
     """Python's cyclic garbage collector off for the timed rounds, as timeit does: a collection lands
     in whichever call makes the allocation that triggers it (measured with torch imported, during
     bench_threads: collections of the middle generation 1.7 ms each, of the oldest 54 ms)."""
+    was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
         yield
     finally:
-        gc.enable()
+        if was_enabled:
+            gc.enable()
 
 
 def measure(fns, repeats):
@@ -266,7 +268,7 @@ def run_suite(threads=(1, 2), repeats=9, quick=False, only=None, out=print):
                 timed["peak"] = lambda: peak_runs.append(_kernels.peak_gflops(seconds=0.02, runs=1))
                 seconds = measure(timed, repeats)
                 del seconds["peak"]
-                peak = statistics.median(peak_runs)
+                peak = statistics.median(peak_runs[1::2])  # the timed calls: each pair's second
                 seconds.update(measure({"numpy": impls["numpy"][mode]}, repeats))
                 memory = {impl: peak_memory_mb(fns[mode]) for impl, fns in impls.items()}
                 work = None if flops is None else flops * (3 if mode == "forward+backward" else 1)

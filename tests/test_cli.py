@@ -271,11 +271,17 @@ def test_bench_times_each_call_right_after_one_of_its_own_with_gc_off():
     """bench.measure: every round calls each implementation twice back to back (the second timed),
     in an order that changes from round to round, with the garbage collector off throughout and on
     again afterwards, even when a call raises."""
+    import time
     from minitorch_conv import bench
     calls = []
-    fns = {name: (lambda name=name: calls.append((name, gc.isenabled()))) for name in "abcd"}
+
+    def call(name):  # the first of each pair sleeps: it must not be the one timed
+        calls.append((name, gc.isenabled()))
+        if len(calls) % 2 == 1:
+            time.sleep(0.02)
+    fns = {name: (lambda name=name: call(name)) for name in "abcd"}
     seconds = bench.measure(fns, 5)
-    assert set(seconds) == set(fns) and all(s >= 0 for s in seconds.values())
+    assert set(seconds) == set(fns) and all(s < 0.01 for s in seconds.values())
     names = [name for name, _ in calls]
     assert len(names) == 2 * 4 * 5 and names[0::2] == names[1::2]
     rounds = [names[i:i + 8:2] for i in range(0, len(names), 8)]
@@ -287,6 +293,12 @@ def test_bench_times_each_call_right_after_one_of_its_own_with_gc_off():
     with pytest.raises(RuntimeError, match="boom"):
         bench.measure({"fails": fails}, 1)
     assert gc.isenabled()
+    gc.disable()  # and a collector the caller had off stays off
+    try:
+        bench.measure({"a": lambda: None}, 1)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_bench_rejects_an_unknown_workload(capsys):

@@ -88,6 +88,7 @@ CASES = {
     "2d-h-as-forward-dilated-asym-pad": Case(2, 8, 5, (9, 10), (3, 2), pad=(2, 1), pad_after=(1, 0),
                                              dilation=(2, 1)),
     "3d-h-as-forward-groups": Case(1, 16, 4, (4, 5, 6), (3, 3, 1), pad=(1, 1, 0), groups=2),
+    "2d-1x1-h-as-forward-groups": Case(1, 16, 6, (5, 7), (1, 1), groups=2),
     # the im2col g packs X'^T from the forward's copies (no column matrix) once 6 x 16 micro-tiles
     # are at least half used by C_out/groups x C_in/groups*K (csrc/conv_im2col.c): runs cut at
     # output rows, 256-position blocks, slabs, 1-D, strides (split phases), 3-D groups
@@ -339,9 +340,11 @@ def test_weight_grad_cut_into_slabs(restore_threads, name, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("role", WORKSPACE_ROLES)
-def test_pointwise_does_not_touch_the_workspace(role, dtype):
-    """1x1, stride 1, no padding: the columns are x itself, so a one-element workspace will do."""
-    case = CASES["2d-1x1-fast-path-groups"]
+@pytest.mark.parametrize("name", ["2d-1x1-fast-path-groups", "2d-1x1-h-as-forward-groups"])
+def test_pointwise_does_not_touch_the_workspace(name, role, dtype):
+    """1x1, stride 1, no padding: the columns are x itself, so a one-element workspace will do —
+    whether h goes image by image (3 channels a group) or as a forward (8 or more)."""
+    case = CASES[name]
     geom = case.geometry()
     a, b = operands(role, geom, case.batch, dtype)
     x_shape, w_shape, y_shape = shapes(geom, case.batch)

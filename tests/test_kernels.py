@@ -99,7 +99,8 @@ def test_gemm_strided_and_transposed_views(simd, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m, n, k", [(7, 45, 29), (13, 16, 256), (6, 5, 1031), (33, 100, 3), (12, 64, 517)])
+@pytest.mark.parametrize("m, n, k", [(7, 45, 29), (13, 16, 256), (6, 5, 1031), (33, 100, 3), (12, 64, 517),
+                                     (7, 46, 29), (5, 7, 13)])  # 2 and 3 columns past a B block
 def test_gemm_packs_either_layout_exactly(simd, dtype, m, n, k):
     """A row-major A and a column-major B (a transposed view, as the weight gradient passes) are
     packed by transposing small blocks in registers, the other layouts by straight copies; packing
