@@ -160,14 +160,10 @@ MC_CONV_DIRECT_STRUCT(double, conv_direct_kernels_f64);
 
 /* Indexed by the SIMD level (SIMD_PATHS' order); mc_simd_level() never
  * exceeds what was built. */
-#define ADDRESS_F32(name) &name##_f32
-#define ADDRESS_F64(name) &name##_f64
 static const struct conv_direct_kernels_f32 *const direct_kernels_f32[] = {
     SIMD_PATHS(ADDRESS_F32, conv_direct)};
 static const struct conv_direct_kernels_f64 *const direct_kernels_f64[] = {
     SIMD_PATHS(ADDRESS_F64, conv_direct)};
-#undef ADDRESS_F32
-#undef ADDRESS_F64
 
 #define BODY "conv_direct_body.h"
 #include "for_each_dtype.h"

@@ -133,12 +133,8 @@ static int gemm_threads(int64_t m, int64_t n, int64_t k)
 
 /* Indexed by the SIMD level (SIMD_PATHS' order); mc_simd_level() never
  * exceeds what was built. */
-#define ADDRESS_F32(name) &name##_f32
-#define ADDRESS_F64(name) &name##_f64
 static const struct gemm_kernel_f32 *const kernels_f32[] = {SIMD_PATHS(ADDRESS_F32, gemm)};
 static const struct gemm_kernel_f64 *const kernels_f64[] = {SIMD_PATHS(ADDRESS_F64, gemm)};
-#undef ADDRESS_F32
-#undef ADDRESS_F64
 
 #define BODY "gemm_driver.h"
 #include "for_each_dtype.h"

@@ -110,6 +110,9 @@ static inline int conv_geometry_ok(const mc_geometry *g, int64_t batch)
 #define FOR_EACH_SIMD_PATH(DEFINE) DEFINE(generic, )
 #define SIMD_PATHS(NAME, stem) NAME(stem##_generic)
 #endif
+/* For a table of per-path structs: SIMD_PATHS(ADDRESS_F32, stem) lists &stem_<path>_f32. */
+#define ADDRESS_F32(name) &name##_f32
+#define ADDRESS_F64(name) &name##_f64
 
 /* im2col and col2im (im2col.c) of a chunk of images side by side in one
  * (C*K) x ld matrix, K = kD*kH*kW, L = oD*oH*oW, ld >= batch*L: row c*K + r
